@@ -1,0 +1,156 @@
+"""What the engine asks an adapter to do on the call, returned by `Session.handle`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    """Play media URIs in order (`sound:...`, `digits:123`, `number:42`, `characters:abc`).
+
+    With `barge_in`, a key press stops the playback (the adapter sends `PlaybackFinished` then or later;
+    the engine also sends `StopPlayback`).
+    """
+
+    playback_id: str
+    media: tuple[str, ...]
+    language: str
+    barge_in: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StopPlayback:
+    playback_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    timer_id: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    timer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetVariable:
+    """Set a channel variable, so the dialplan and agents see what the caller chose."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """An HTTP request to a CRM. Answer with `LookupAnswered` or `LookupFailed` within `timeout`."""
+
+    request_id: str
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    timeout: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class RecordEvent:
+    """A contact event for the CRM store: `type` is one of `ivr.actions.EVENT_TYPES`."""
+
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueue:
+    """Hand the caller to skill routing."""
+
+    queue: str
+    skills: dict[str, int]
+    priority: int
+    music: str
+    announce_every: float
+    max_wait: float
+    callback: bool
+    language: str
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCallback:
+    """The caller asked to be called back at `number`; they hang up and keep their place."""
+
+    queue: str
+    number: str
+    skills: dict[str, int]
+    priority: int
+    language: str
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """`kind` is extension (dial `target` in `context`), endpoint (PJSIP/...) or number (external)."""
+
+    kind: str
+    target: str
+    context: str | None
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Voicemail:
+    """Record a message for `mailbox`; answer with `RecordingFinished`."""
+
+    mailbox: str
+    max_duration: float
+    beep: bool
+    terminator: str
+    recording_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    cause: str = "normal"
+
+
+Action = (
+    Play
+    | StopPlayback
+    | StartTimer
+    | CancelTimer
+    | SetVariable
+    | Lookup
+    | RecordEvent
+    | Enqueue
+    | RequestCallback
+    | Transfer
+    | Voicemail
+    | Hangup
+)
+
+#: Contact events the engine records; the store (hotline.store) knows these names.
+EVENT_TYPES: tuple[str, ...] = (
+    "call_started",
+    "node_entered",
+    "option_chosen",
+    "invalid_input",
+    "no_input",
+    "input_collected",
+    "lookup_done",
+    "lookup_failed",
+    "language_chosen",
+    "branch_taken",
+    "queued",
+    "queue_overflow",
+    "callback_requested",
+    "transferred",
+    "transfer_failed",
+    "voicemail_left",
+    "abandoned",
+    "hung_up",
+    "flow_error",
+)

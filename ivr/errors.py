@@ -1,0 +1,50 @@
+"""What goes wrong in the flow language, and where.
+
+The exception tree::
+
+    Exception
+    └── IvrError                  anything the ivr package raises on purpose
+        └── FlowErrors            flow files that cannot be loaded; carries every FlowError found
+
+A :class:`FlowError` is not raised on its own: a bad flow file usually has several mistakes, and an admin
+fixes them best from one complete list, so loading collects them all and raises one :class:`FlowErrors`.
+Each reads like a compiler message, ``flows/main.yaml:12:5: nodes.sales.options.1: unknown node 'sails'
+(did you mean 'sales'?)``, so editors and terminals can jump to the spot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class FlowError:
+    """One mistake in a flow file: the file, the 1-based line and column, the dotted key path and what to
+    fix. The path is empty when the mistake is not inside a key (a YAML syntax error, an unreadable
+    file)."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        if self.path:
+            return f"{where}: {self.path}: {self.message}"
+        return f"{where}: {self.message}"
+
+
+class IvrError(Exception):
+    """The base of every error the ivr package raises on purpose."""
+
+
+class FlowErrors(IvrError):
+    """Flow files could not be loaded. `errors` holds every mistake found, sorted by file, line and
+    column."""
+
+    def __init__(self, errors: Iterable[FlowError]) -> None:
+        self.errors: tuple[FlowError, ...] = tuple(sorted(errors))
+        super().__init__("\n".join(str(e) for e in self.errors))

@@ -1,0 +1,94 @@
+"""What happens to a call, fed into `Session.handle(event, now)` by an adapter (ARI, FastAGI, simulator)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    """The call reached the flow. `caller` is None when the number is withheld."""
+
+    caller: str | None
+    dialed: str
+    variables: dict[str, str] = field(default_factory=dict)
+    caller_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Digit:
+    """The caller pressed a key (0-9, *, #, A-D)."""
+
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackFinished:
+    """A `Play` action's prompts have all been played (or were stopped)."""
+
+    playback_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A `StartTimer` ran out without being cancelled."""
+
+    timer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LookupAnswered:
+    """The CRM answered a `Lookup` with an HTTP status and a JSON body (None when not JSON)."""
+
+    request_id: str
+    status: int
+    body: Any
+
+
+@dataclass(frozen=True, slots=True)
+class LookupFailed:
+    """The lookup timed out, could not connect, or the adapter gave up."""
+
+    request_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingFinished:
+    """A voicemail recording ended; `duration` in seconds."""
+
+    duration: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueExited:
+    """Routing gave the call back to the flow: the wait ran out or no agent can take it."""
+
+    reason: str = "overflow"
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFailed:
+    """The transfer target did not answer, was busy or unreachable."""
+
+    reason: str = "no answer"
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    """The caller hung up."""
+
+
+Event = (
+    CallStarted
+    | Digit
+    | PlaybackFinished
+    | TimerFired
+    | LookupAnswered
+    | LookupFailed
+    | RecordingFinished
+    | QueueExited
+    | TransferFailed
+    | Hangup
+)
