@@ -235,3 +235,10 @@ def schema() -> None:
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["title"] = "hotline flow"
     click.echo(json.dumps(document, indent=2))
+
+
+# The contact store's commands live in their own module.
+from hotline.cli_store import COMMANDS as _STORE_COMMANDS  # noqa: E402
+
+for _command in _STORE_COMMANDS:
+    main.add_command(_command)
