@@ -315,25 +315,18 @@ ROUTES: Sequence[Route] = (
         query=CustomerQuery,
         errors=("invalid_query", "not_found"),
     ),
-    Route(
-        "POST",
-        "/api/customers",
-        import_customers,
-        "Import customers (create or replace by id)",
-        ImportResult,
-        body=CustomerImport,
-        errors=("invalid_json", "invalid_body", "too_many_customers", "body_too_large"),
-        description=_IMPORT_DESCRIPTION,
-    ),
-    Route(
-        "PUT",
-        "/api/customers",
-        import_customers,
-        "Import customers (create or replace by id)",
-        ImportResult,
-        body=CustomerImport,
-        errors=("invalid_json", "invalid_body", "too_many_customers", "body_too_large"),
-        description=_IMPORT_DESCRIPTION,
+    *(
+        Route(
+            method,
+            "/api/customers",
+            import_customers,
+            "Import customers (create or replace by id)",
+            ImportResult,
+            body=CustomerImport,
+            errors=("invalid_json", "invalid_body", "too_many_customers", "body_too_large"),
+            description=_IMPORT_DESCRIPTION,
+        )
+        for method in ("POST", "PUT")
     ),
     Route(
         "GET",
