@@ -9,6 +9,7 @@ run:
 
 test:
 	@scripts/bootstrap --test
+	.venv/bin/hotline asterisk install
 	$(MAKE) --no-print-directory lint typecheck unit
 
 lint:

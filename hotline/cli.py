@@ -242,3 +242,9 @@ from hotline.cli_store import COMMANDS as _STORE_COMMANDS  # noqa: E402
 
 for _command in _STORE_COMMANDS:
     main.add_command(_command)
+
+# The Asterisk sandbox's commands live in their own module.
+from hotline.cli_asterisk import COMMANDS as _ASTERISK_COMMANDS  # noqa: E402
+
+for _command in _ASTERISK_COMMANDS:
+    main.add_command(_command)

@@ -1,0 +1,1 @@
+"""Everything that speaks to Asterisk, and a real Asterisk to speak to (`hotline.asterisk.sandbox`)."""

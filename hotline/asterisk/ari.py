@@ -1,0 +1,457 @@
+"""The ARI client: REST requests to Asterisk, and one event WebSocket that outlives Asterisk restarts.
+
+Events reach the handler in order for each channel, on one worker task per channel, so a slow handler
+for one caller never delays another caller's events. The socket reconnects with capped exponential
+backoff (with jitter); after every (re)connect `on_connected` runs, so the service can pick up or release
+the channels it finds in its app: channels stay in Stasis while no socket is connected.
+
+    client = AriClient("http://127.0.0.1:8088/ari", "hotline", password, "hotline")
+    client.start(handler, on_connected=adopt)    # or: await client.run(handler, on_connected=adopt)
+    await client.answer(channel_id)
+    await client.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import structlog
+
+from hotline.asterisk.errors import AriError, error_for
+
+log = structlog.get_logger("hotline.asterisk")
+
+Event = dict[str, Any]
+EventHandler = Callable[[Event], Awaitable[None]]
+ConnectedHook = Callable[[], Awaitable[None]]
+ParamValue = str | int | float | bool | Sequence[str] | None
+
+#: After these events a channel's worker ends (once its queue is empty).
+CHANNEL_END_EVENTS = frozenset({"StasisEnd", "ChannelDestroyed"})
+#: A connection that lasted less than this counts as a failed attempt: the backoff keeps growing.
+STABLE_AFTER = 5.0
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _param(value: ParamValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    return ",".join(value or ())
+
+
+def _params(params: Mapping[str, ParamValue]) -> dict[str, str]:
+    return {name: _param(value) for name, value in params.items() if value is not None}
+
+
+def _target_channel(uri: object) -> str | None:
+    if isinstance(uri, str) and uri.startswith("channel:"):
+        return uri.removeprefix("channel:")
+    return None
+
+
+def channel_of(event: Event) -> str | None:
+    """The channel an event belongs to: its `channel`, a playback's or recording's target, a dial's peer."""
+    channel = event.get("channel")
+    if isinstance(channel, dict) and isinstance(channel.get("id"), str):
+        return str(channel["id"])
+    for key in ("playback", "recording"):
+        thing = event.get(key)
+        if isinstance(thing, dict):
+            return _target_channel(thing.get("target_uri"))
+    peer = event.get("peer")
+    if isinstance(peer, dict) and isinstance(peer.get("id"), str):
+        return str(peer["id"])
+    return None
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
+    """Seconds to wait before reconnect `attempt` (0-based): doubling up to `maximum`, with jitter
+    between half and all of it, so many clients do not reconnect in step."""
+    ceiling = min(maximum, initial * 2 ** min(attempt, 30))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+class AriClient:
+    """One ARI user and app on one Asterisk. REST methods raise `AriError`s (hotline.asterisk.errors)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        app: str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        request_timeout: float = 10.0,
+        reconnect_initial: float = 0.5,
+        reconnect_max: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self.app = app
+        token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        self._headers = {"Authorization": f"Basic {token}"}
+        self._session = session
+        self._owns_session = session is None
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._reconnect_initial = reconnect_initial
+        self._reconnect_max = reconnect_max
+        self._workers: dict[str | None, tuple[asyncio.Queue[Event], asyncio.Task[None]]] = {}
+        self._hooks: set[asyncio.Task[None]] = set()
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._closing = False
+        self._stop = asyncio.Event()
+        self._state = "stopped"
+        self.connections = 0  # how many times the event socket connected
+
+    # --- REST ---------------------------------------------------------------------------------------
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+        return self._session
+
+    async def request(
+        self, method: str, path: str, params: Mapping[str, ParamValue] | None = None, body: Any = None
+    ) -> Any:
+        """`method /ari<path>`: the parsed JSON answer, or None when Asterisk sends no body (204)."""
+        try:
+            async with self._http().request(
+                method,
+                self.base_url + path,
+                params=_params(params or {}),
+                json=body,
+                headers=self._headers,
+                timeout=self._timeout,
+            ) as response:
+                text = await response.text()
+                status = response.status
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            raise error_for(method, path, None, f"{type(e).__name__}: {e}".rstrip(": ")) from e
+        if status >= 400:
+            raise error_for(method, path, status, _message(text))
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError as e:
+            raise AriError(method, path, status, f"the answer is not JSON: {text[:200]!r}") from e
+
+    async def get(self, path: str, **params: ParamValue) -> Any:
+        return await self.request("GET", path, params)
+
+    async def post(self, path: str, **params: ParamValue) -> Any:
+        return await self.request("POST", path, params)
+
+    async def delete(self, path: str, **params: ParamValue) -> Any:
+        return await self.request("DELETE", path, params)
+
+    async def ping(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.get("/asterisk/ping")
+        return result
+
+    async def list_channels(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self.get("/channels")
+        return result
+
+    async def stasis_channels(self) -> list[dict[str, Any]]:
+        """The channels sitting in this client's app (e.g. left there while no socket was connected)."""
+        found = []
+        for channel in await self.list_channels():
+            dialplan = channel.get("dialplan") or {}
+            app_data = str(dialplan.get("app_data") or "")
+            if dialplan.get("app_name") == "Stasis" and (
+                app_data == self.app or app_data.startswith(self.app + ",")
+            ):
+                found.append(channel)
+        return found
+
+    async def answer(self, channel_id: str) -> None:
+        await self.post(f"/channels/{_segment(channel_id)}/answer")
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        await self.delete(f"/channels/{_segment(channel_id)}", reason=reason)
+
+    async def play(
+        self, channel_id: str, media: Sequence[str], lang: str | None = None, playback_id: str | None = None
+    ) -> dict[str, Any]:
+        """Play `media` (e.g. ["sound:hello-world", "digits:42"]) one after the other."""
+        path = f"/channels/{_segment(channel_id)}/play"
+        if playback_id is not None:
+            path += f"/{_segment(playback_id)}"
+        result: dict[str, Any] = await self.post(path, media=list(media), lang=lang)
+        return result
+
+    async def stop_playback(self, playback_id: str) -> None:
+        await self.delete(f"/playbacks/{_segment(playback_id)}")
+
+    async def send_dtmf(self, channel_id: str, dtmf: str) -> None:
+        await self.post(f"/channels/{_segment(channel_id)}/dtmf", dtmf=dtmf)
+
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
+        await self.post(f"/channels/{_segment(channel_id)}/variable", variable=name, value=value)
+
+    async def get_variable(self, channel_id: str, name: str) -> str:
+        result = await self.get(f"/channels/{_segment(channel_id)}/variable", variable=name)
+        return str(result["value"])
+
+    async def originate(
+        self,
+        endpoint: str,
+        app: str,
+        channel_id: str,
+        other_channel_id: str | None = None,
+        formats: str | None = "ulaw",
+        app_args: str | None = None,
+        variables: Mapping[str, str] | None = None,
+        caller_id: str | None = None,
+        timeout: int | None = None,
+    ) -> dict[str, Any]:
+        """A new channel to `endpoint` that enters Stasis `app` when answered. Use fixed-length ids:
+        Asterisk rejects an id that is a prefix of a live one."""
+        result: dict[str, Any] = await self.request(
+            "POST",
+            "/channels",
+            {
+                "endpoint": endpoint,
+                "app": app,
+                "appArgs": app_args,
+                "channelId": channel_id,
+                "otherChannelId": other_channel_id,
+                "formats": formats,
+                "callerId": caller_id,
+                "timeout": timeout,
+            },
+            {"variables": dict(variables)} if variables else None,
+        )
+        return result
+
+    async def record(
+        self,
+        channel_id: str,
+        name: str,
+        max_duration: int = 0,
+        beep: bool = False,
+        terminate_on: str = "none",
+        *,
+        format: str = "wav",
+        max_silence: int = 0,
+        if_exists: str = "overwrite",
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.post(
+            f"/channels/{_segment(channel_id)}/record",
+            name=name,
+            format=format,
+            maxDurationSeconds=max_duration,
+            maxSilenceSeconds=max_silence,
+            ifExists=if_exists,
+            beep=beep,
+            terminateOn=terminate_on,
+        )
+        return result
+
+    async def continue_in_dialplan(
+        self,
+        channel_id: str,
+        context: str | None = None,
+        extension: str | None = None,
+        priority: int | None = None,
+    ) -> None:
+        """Let the channel leave Stasis and go on in the dialplan (by default after its Stasis() line)."""
+        await self.post(
+            f"/channels/{_segment(channel_id)}/continue",
+            context=context,
+            extension=extension,
+            priority=priority,
+        )
+
+    async def create_bridge(
+        self, bridge_id: str | None = None, bridge_type: str = "mixing", name: str | None = None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.post("/bridges", type=bridge_type, bridgeId=bridge_id, name=name)
+        return result
+
+    async def add_channel(self, bridge_id: str, channel_id: str) -> None:
+        await self.post(f"/bridges/{_segment(bridge_id)}/addChannel", channel=channel_id)
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        await self.delete(f"/bridges/{_segment(bridge_id)}")
+
+    # --- events -------------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Back once the event socket is connected (raises TimeoutError after `timeout` seconds)."""
+        async with asyncio.timeout(timeout):
+            await self._connected.wait()
+
+    def start(self, handler: EventHandler, *, on_connected: ConnectedHook | None = None) -> None:
+        """Run the event socket in the background until `close()`."""
+        if self._runner is not None and not self._runner.done():
+            raise RuntimeError(f"the ARI event socket of app {self.app!r} is already running")
+        self._runner = asyncio.create_task(self.run(handler, on_connected=on_connected))
+
+    async def run(self, handler: EventHandler, *, on_connected: ConnectedHook | None = None) -> None:
+        """Receive events until `close()`, reconnecting whenever the socket closes or Asterisk is down."""
+        self._closing = False
+        self._stop.clear()
+        url = f"{self.base_url}/events"
+        params = {"app": self.app, "subscribeAll": "false"}
+        attempt = 0
+        try:
+            while not self._closing:
+                try:
+                    ws = await self._http().ws_connect(
+                        url, params=params, headers=self._headers, heartbeat=20.0
+                    )
+                except aiohttp.WSServerHandshakeError as e:
+                    self._change_state("refused", status=e.status, error=_refusal(e.status, url))
+                except (aiohttp.ClientError, OSError, TimeoutError) as e:
+                    self._change_state("unreachable", url=url, error=f"{type(e).__name__}: {e}")
+                else:
+                    connected_at = time.monotonic()
+                    await self._receive(ws, handler, on_connected)
+                    if time.monotonic() - connected_at >= STABLE_AFTER:
+                        attempt = 0
+                    if self._closing:
+                        break
+                    self._change_state("lost", url=url)
+                delay = backoff_delay(attempt, self._reconnect_initial, self._reconnect_max)
+                attempt += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+        finally:
+            self._connected.clear()
+            self._change_state("stopped")
+
+    async def _receive(
+        self, ws: aiohttp.ClientWebSocketResponse, handler: EventHandler, on_connected: ConnectedHook | None
+    ) -> None:
+        self._ws = ws
+        self.connections += 1
+        self._connected.set()
+        self._change_state("connected", connections=self.connections)
+        if on_connected is not None:
+            hook = asyncio.create_task(self._run_hook(on_connected))
+            self._hooks.add(hook)
+            hook.add_done_callback(self._hooks.discard)
+        try:
+            async for message in ws:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                try:
+                    event = json.loads(message.data)
+                except ValueError:
+                    log.warning("ari event is not JSON", app=self.app, data=str(message.data)[:200])
+                    continue
+                if isinstance(event, dict):
+                    self.dispatch(event, handler)
+        finally:
+            self._connected.clear()
+            self._ws = None
+            await ws.close()
+
+    async def _run_hook(self, on_connected: ConnectedHook) -> None:
+        try:
+            await on_connected()
+        except Exception:
+            log.exception("ari on_connected hook failed", app=self.app)
+
+    def _change_state(self, state: str, **details: Any) -> None:
+        """One log line per change of the socket's state, not one per retry."""
+        if state == self._state:
+            return
+        self._state = state
+        if state in ("connected", "stopped"):
+            log.info(f"ari events {state}", app=self.app, **details)
+        else:
+            log.warning(f"ari events {state}, reconnecting", app=self.app, **details)
+
+    def dispatch(self, event: Event, handler: EventHandler) -> None:
+        """Queue `event` on its channel's worker (started on the channel's first event)."""
+        key = channel_of(event)
+        worker = self._workers.get(key)
+        if worker is None:
+            queue: asyncio.Queue[Event] = asyncio.Queue()
+            task = asyncio.create_task(self._work(key, queue, handler), name=f"ari-channel-{key}")
+            worker = self._workers[key] = (queue, task)
+        worker[0].put_nowait(event)
+
+    async def _work(self, key: str | None, queue: asyncio.Queue[Event], handler: EventHandler) -> None:
+        while True:
+            event = await queue.get()
+            try:
+                await handler(event)
+            except Exception:
+                log.exception(
+                    "ari event handler failed", app=self.app, channel=key, event_type=event.get("type")
+                )
+            if key is not None and event.get("type") in CHANNEL_END_EVENTS and queue.empty():
+                del self._workers[key]
+                return
+
+    @property
+    def channel_workers(self) -> int:
+        """How many channels have a worker now (the general worker not counted)."""
+        return sum(1 for key in self._workers if key is not None)
+
+    async def close(self) -> None:
+        """Stop the event socket and the workers; close the HTTP session if this client made it."""
+        self._closing = True
+        self._stop.set()
+        if self._ws is not None:
+            await self._ws.close()
+        tasks = [task for _, task in self._workers.values()] + list(self._hooks)
+        if self._runner is not None:
+            tasks.append(self._runner)
+        for task in tasks:
+            task.cancel()
+        try:
+            for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(outcome, Exception):
+                    log.error("ari client task had failed", app=self.app, error=repr(outcome))
+        finally:
+            self._workers.clear()
+            self._runner = None
+            if self._owns_session and self._session is not None:
+                await self._session.close()
+                self._session = None
+
+
+def _refusal(status: int, url: str) -> str:
+    """Why Asterisk would not open the event socket, and what to do."""
+    if status == 401:
+        return f"{url}: wrong ARI user or password; check ari.conf (HOTLINE_ARI_PASSWORD for the sandbox)"
+    if status == 404:
+        return f"{url}: no ARI here yet (Asterisk still starting, or res_ari not loaded; see modules.conf)"
+    return f"{url}: HTTP {status}; see Asterisk's log"
+
+
+def _message(text: str) -> str:
+    """Asterisk's reason from an error body: `{"message": ...}` (or `{"error": ...}`), else the text."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text.strip()[:200]
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("error") or text.strip()[:200])
+    return text.strip()[:200]
