@@ -4,102 +4,42 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
+from harness import HOTLINE_NUMBER, Caller, Events, ari_client, is_event, new_id
 
-from hotline.asterisk.ari import AriClient, Event, backoff_delay, channel_of
+from hotline.asterisk.ari import AriClient, backoff_delay, channel_of
 from hotline.asterisk.errors import AriNotFound, AriUnauthorized, AriUnavailable
 from hotline.asterisk.sandbox import ARI_APP, DIALPLAN_DIR, Running, Sandbox
-
-CALLER_APP = "testcaller"
-HOTLINE_NUMBER = "Local/100@hotline"
-
-
-@dataclass
-class Recorder:
-    """An event handler that keeps what it got, with the time it got it; raises for `fail_on` types."""
-
-    fail_on: frozenset[str] = frozenset()
-    slow_channels: frozenset[str] = frozenset()
-    events: list[tuple[float, Event]] = field(default_factory=list)
-
-    async def __call__(self, event: Event) -> None:
-        if channel_of(event) in self.slow_channels:
-            await asyncio.sleep(2.0)
-        self.events.append((time.monotonic(), event))
-        if event["type"] in self.fail_on:
-            raise RuntimeError(f"handler failed on {event['type']}")
-
-    def of(self, channel_id: str, *types: str) -> list[Event]:
-        return [
-            e for _, e in self.events if channel_of(e) == channel_id and (not types or e["type"] in types)
-        ]
-
-    async def wait_for(self, what: Callable[[Event], bool], timeout: float = 5.0) -> tuple[float, Event]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for got in self.events:
-                if what(got[1]):
-                    return got
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"no such event within {timeout} s; got {[e['type'] for _, e in self.events]}")
-
-
-def _is(channel_id: str, event_type: str) -> Callable[[Event], bool]:
-    return lambda e: e["type"] == event_type and channel_of(e) == channel_id
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def client(asterisk: Running, app: str, password: str | None = None, url: str | None = None) -> AriClient:
-    return AriClient(
-        url or asterisk.ari_url,
-        asterisk.ari_user,
-        asterisk.ari_password if password is None else password,
-        app,
-        reconnect_initial=0.1,
-        reconnect_max=0.5,
-    )
 
 
 @dataclass
 class Line:
-    """The two ARI apps of a test: the hotline and the caller, and the channels the test made."""
+    """The two ARI apps of a test: the hotline and the caller."""
 
     hotline: AriClient
-    caller: AriClient
-    calls: Recorder
-    caller_events: Recorder
-    created: list[str] = field(default_factory=list)
+    caller: Caller
+    calls: Events
 
     async def call(self) -> tuple[str, str]:
         """Dial the hotline; returns (the caller's leg, the hotline's leg)."""
-        caller_leg, hotline_leg = new_id(), new_id()
-        self.created.append(caller_leg)
-        await self.caller.originate(HOTLINE_NUMBER, CALLER_APP, caller_leg, hotline_leg, formats="ulaw")
-        return caller_leg, hotline_leg
+        return await self.caller.call(HOTLINE_NUMBER)
 
 
 @pytest.fixture
 async def line(asterisk: Running) -> AsyncIterator[Line]:
-    hotline, caller = client(asterisk, ARI_APP), client(asterisk, CALLER_APP)
-    result = Line(hotline, caller, Recorder(), Recorder())
+    hotline, caller = ari_client(asterisk, ARI_APP), Caller(asterisk)
+    result = Line(hotline, caller, Events())
     hotline.start(result.calls)
-    caller.start(result.caller_events)
+    caller.start()
     try:
         await asyncio.gather(hotline.wait_connected(5), caller.wait_connected(5))
         yield result
     finally:
-        for channel_id in result.created:
-            with contextlib.suppress(AriNotFound, AriUnavailable):
-                await caller.hangup(channel_id)
+        await caller.hang_up_all()
         await hotline.close()
         await caller.close()
 
@@ -124,7 +64,7 @@ def test_reconnects_back_off_up_to_a_cap_with_jitter() -> None:
 
 
 async def test_ping(asterisk: Running) -> None:
-    ari = client(asterisk, ARI_APP)
+    ari = ari_client(asterisk, ARI_APP)
     try:
         pong = await ari.ping()
     finally:
@@ -134,7 +74,7 @@ async def test_ping(asterisk: Running) -> None:
 
 
 async def test_errors_say_what_asterisk_said(asterisk: Running) -> None:
-    ari = client(asterisk, ARI_APP)
+    ari = ari_client(asterisk, ARI_APP)
     missing = new_id()
     try:
         with pytest.raises(AriNotFound) as not_found:
@@ -147,7 +87,7 @@ async def test_errors_say_what_asterisk_said(asterisk: Running) -> None:
         f"ARI POST /channels/{missing}/answer: HTTP 404: Channel not found;"
     )
 
-    intruder = client(asterisk, ARI_APP, password="wrong")
+    intruder = ari_client(asterisk, ARI_APP, password="wrong")
     try:
         with pytest.raises(AriUnauthorized) as unauthorized:
             await intruder.ping()
@@ -156,7 +96,7 @@ async def test_errors_say_what_asterisk_said(asterisk: Running) -> None:
     assert unauthorized.value.status == 401
     assert "check the ARI user and password" in str(unauthorized.value)
 
-    nowhere = client(asterisk, ARI_APP, url="http://127.0.0.1:1/ari")
+    nowhere = ari_client(asterisk, ARI_APP, url="http://127.0.0.1:1/ari")
     try:
         with pytest.raises(AriUnavailable) as unavailable:
             await nowhere.ping()
@@ -170,29 +110,29 @@ async def test_a_call_is_answered_plays_a_prompt_and_hears_digits(line: Line) ->
     line.calls.fail_on = frozenset({"PlaybackStarted"})  # a failing handler must not stop later events
     caller_leg, hotline_leg = await line.call()
 
-    _, start = await line.calls.wait_for(_is(hotline_leg, "StasisStart"))
+    start = await line.calls.wait_for(is_event(hotline_leg, "StasisStart"))
     assert start["application"] == ARI_APP
     assert start["channel"]["dialplan"]["exten"] == "100"
     assert [c["id"] for c in await line.hotline.stasis_channels()] == [hotline_leg]
     await line.hotline.answer(hotline_leg)
-    await line.caller_events.wait_for(_is(caller_leg, "StasisStart"))
+    await line.caller.events.wait_for(is_event(caller_leg, "StasisStart"))
 
     playback_id = new_id()
     playback = await line.hotline.play(hotline_leg, ["sound:beep"], lang="en", playback_id=playback_id)
     assert (playback["id"], playback["target_uri"]) == (playback_id, f"channel:{hotline_leg}")
-    _, finished = await line.calls.wait_for(_is(hotline_leg, "PlaybackFinished"))
+    finished = await line.calls.wait_for(is_event(hotline_leg, "PlaybackFinished"))
     assert finished["playback"]["id"] == playback_id
 
     await line.hotline.set_variable(hotline_leg, "FLOW", "sales")
     assert await line.hotline.get_variable(hotline_leg, "FLOW") == "sales"
 
-    await line.caller.send_dtmf(caller_leg, "12#")
+    await line.caller.press(caller_leg, "12#")
     await line.calls.wait_for(lambda e: e["type"] == "ChannelDtmfReceived" and e["digit"] == "#")
     digits = [e["digit"] for e in line.calls.of(hotline_leg, "ChannelDtmfReceived")]
     assert digits == ["1", "2", "#"]
 
     await line.hotline.hangup(hotline_leg)
-    await line.calls.wait_for(_is(hotline_leg, "StasisEnd"))
+    await line.calls.wait_for(is_event(hotline_leg, "StasisEnd"))
     types = [e["type"] for e in line.calls.of(hotline_leg)]
     assert types.index("StasisStart") < types.index("PlaybackStarted") < types.index("PlaybackFinished")
     assert types.index("PlaybackFinished") < types.index("ChannelDtmfReceived")
@@ -206,21 +146,20 @@ async def test_a_call_is_answered_plays_a_prompt_and_hears_digits(line: Line) ->
 async def test_a_slow_call_does_not_hold_up_another(line: Line) -> None:
     slow_caller, slow_leg = new_id(), new_id()
     line.calls.slow_channels = frozenset({slow_leg})
-    line.created.append(slow_caller)
-    await line.caller.originate(HOTLINE_NUMBER, CALLER_APP, slow_caller, slow_leg)
+    await line.caller.call(HOTLINE_NUMBER, legs=(slow_caller, slow_leg), formats=None)
     quick_caller, quick_leg = await line.call()
     began = time.monotonic()
 
-    await line.calls.wait_for(_is(quick_leg, "StasisStart"))
+    await line.calls.wait_for(is_event(quick_leg, "StasisStart"))
     await line.hotline.answer(quick_leg)
     await line.hotline.answer(slow_leg)
-    await line.caller_events.wait_for(_is(quick_caller, "StasisStart"))
-    await line.caller.send_dtmf(quick_caller, "5")
-    when, _ = await line.calls.wait_for(_is(quick_leg, "ChannelDtmfReceived"))
+    await line.caller.events.wait_for(is_event(quick_caller, "StasisStart"))
+    await line.caller.press(quick_caller, "5")
+    when, _ = await line.calls.arrival(is_event(quick_leg, "ChannelDtmfReceived"))
     assert when - began < 1.9
     assert line.calls.of(slow_leg) == []  # still in its first event
 
-    await line.calls.wait_for(_is(slow_leg, "ChannelStateChange"), timeout=7)
+    await line.calls.wait_for(is_event(slow_leg, "ChannelStateChange"), timeout=7)
     slow = line.calls.of(slow_leg)
     assert [e["type"] for e in slow[:2]] == ["StasisStart", "ChannelStateChange"]
     stamps = [e["timestamp"] for e in slow]
@@ -229,7 +168,7 @@ async def test_a_slow_call_does_not_hold_up_another(line: Line) -> None:
 
 async def test_another_client_picks_up_calls_left_in_the_app(asterisk: Running, line: Line) -> None:
     _, hotline_leg = await line.call()
-    await line.calls.wait_for(_is(hotline_leg, "StasisStart"))
+    await line.calls.wait_for(is_event(hotline_leg, "StasisStart"))
     await line.hotline.close()
 
     found: list[list[str]] = []
@@ -237,8 +176,8 @@ async def test_another_client_picks_up_calls_left_in_the_app(asterisk: Running, 
     async def adopt() -> None:
         found.append([c["id"] for c in await successor.stasis_channels()])
 
-    successor = client(asterisk, ARI_APP)
-    successor.start(Recorder(), on_connected=adopt)
+    successor = ari_client(asterisk, ARI_APP)
+    successor.start(Events(), on_connected=adopt)
     try:
         for _ in range(100):
             if found:
@@ -255,11 +194,10 @@ async def test_the_client_comes_back_after_asterisk_restarts(asterisk: Running) 
     async def on_connected() -> None:
         connects.append(time.monotonic())
 
-    calls, caller_events = Recorder(), Recorder()
-    hotline, caller = client(asterisk, ARI_APP), client(asterisk, CALLER_APP)
+    calls = Events()
+    hotline, caller = ari_client(asterisk, ARI_APP), Caller(asterisk)
     hotline.start(calls, on_connected=on_connected)
-    caller.start(caller_events)
-    caller_leg = new_id()
+    caller.start()
     try:
         await asyncio.gather(hotline.wait_connected(5), caller.wait_connected(5))
         await asyncio.to_thread(Sandbox(asterisk.root).start, DIALPLAN_DIR, asterisk.values)
@@ -272,12 +210,10 @@ async def test_the_client_comes_back_after_asterisk_restarts(asterisk: Running) 
         assert len(connects) == 2 and hotline.connections == 2
         assert connects[1] - restarted < 3.0
 
-        hotline_leg = new_id()
-        await caller.originate(HOTLINE_NUMBER, CALLER_APP, caller_leg, hotline_leg)
-        _, start = await calls.wait_for(_is(hotline_leg, "StasisStart"))
+        _, hotline_leg = await caller.call(HOTLINE_NUMBER, formats=None)
+        start = await calls.wait_for(is_event(hotline_leg, "StasisStart"))
         assert start["channel"]["id"] == hotline_leg
     finally:
-        with contextlib.suppress(AriNotFound, AriUnavailable):
-            await caller.hangup(caller_leg)
+        await caller.hang_up_all()
         await hotline.close()
         await caller.close()

@@ -4,26 +4,21 @@ the caller (its own ARI app `testcaller`), and the contact's events land in a re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import HOTLINE_NUMBER, Caller, Events, ari_client, is_event
 
-from hotline.asterisk.ari import AriClient, Event, channel_of
-from hotline.asterisk.errors import AriNotFound, AriUnavailable
+from hotline.asterisk.ari import Event
 from hotline.asterisk.sandbox import ARI_APP, Running
 from hotline.calls import NO_ROUTING, CallApp
 from hotline.store import EventWriter, Store, StoredEvent, open_store
 from ivr.flowset import FlowSet
 from ivr.model import Flow
-
-CALLER_APP = "testcaller"
-HOTLINE_NUMBER = "Local/100@hotline"
 
 
 def menu_flow(menu_timeout: float) -> FlowSet:
@@ -48,55 +43,27 @@ def menu_flow(menu_timeout: float) -> FlowSet:
 
 
 @dataclass
-class Recorder:
-    events: list[Event] = field(default_factory=list)
-
-    async def __call__(self, event: Event) -> None:
-        self.events.append(event)
-
-    async def wait_for(self, what: Callable[[Event], bool], timeout: float = 5.0) -> Event:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for event in self.events:
-                if what(event):
-                    return event
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"no such event within {timeout} s; got {[e['type'] for e in self.events]}")
-
-    def count(self, channel_id: str, event_type: str) -> int:
-        return sum(1 for e in self.events if e["type"] == event_type and channel_of(e) == channel_id)
-
-
-@dataclass
 class Line:
     app: CallApp
     store: Store
-    caller: AriClient
-    hotline_events: Recorder
-    caller_events: Recorder
-    created: list[str] = field(default_factory=list)
+    caller: Caller
+    hotline_events: Events
 
     async def call(self) -> tuple[str, str]:
         """Dial the hotline and wait until the caller hears it answer; (caller's leg, hotline's leg)."""
-        caller_leg, hotline_leg = uuid.uuid4().hex, uuid.uuid4().hex
-        self.created.append(caller_leg)
-        await self.caller.originate(HOTLINE_NUMBER, CALLER_APP, caller_leg, hotline_leg, formats="ulaw")
-        await self.caller_events.wait_for(
-            lambda e: e["type"] == "StasisStart" and channel_of(e) == caller_leg
-        )
+        caller_leg, hotline_leg = await self.caller.call(HOTLINE_NUMBER)
+        await self.caller.events.wait_for(is_event(caller_leg, "StasisStart"))
         return caller_leg, hotline_leg
 
     async def prompts_started(self, hotline_leg: str, count: int) -> None:
         deadline = time.monotonic() + 5.0
-        while self.hotline_events.count(hotline_leg, "PlaybackStarted") < count:
+        while len(self.hotline_events.of(hotline_leg, "PlaybackStarted")) < count:
             assert time.monotonic() < deadline, "the flow's prompts did not start"
             await asyncio.sleep(0.02)
 
     async def ended(self, hotline_leg: str, timeout: float = 8.0) -> list[StoredEvent]:
         """The call's contact events, once the call is over and they are all stored."""
-        await self.hotline_events.wait_for(
-            lambda e: e["type"] == "StasisEnd" and channel_of(e) == hotline_leg, timeout
-        )
+        await self.hotline_events.wait_for(is_event(hotline_leg, "StasisEnd"), timeout)
         deadline = time.monotonic() + 5.0
         while True:
             stored = [e for e in await self.store.events_after(0) if e.call_id == hotline_leg]
@@ -106,10 +73,6 @@ class Line:
                 f"the call did not end in the store: {[e.type for e in stored]}"
             )
             await asyncio.sleep(0.05)
-
-
-def client(asterisk: Running, app: str) -> AriClient:
-    return AriClient(asterisk.ari_url, asterisk.ari_user, asterisk.ari_password, app, reconnect_initial=0.1)
 
 
 @pytest.fixture
@@ -122,24 +85,22 @@ async def line(asterisk: Running, tmp_path: Path, menu_timeout: float) -> AsyncI
     store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'hotline.db'}")
     writer = EventWriter(store, spool_dir=tmp_path / "spool", max_delay=0.01)
     await writer.start()
-    hotline, caller = client(asterisk, ARI_APP), client(asterisk, CALLER_APP)
+    hotline, caller = ari_client(asterisk, ARI_APP), Caller(asterisk)
     app = CallApp(hotline, menu_flow(menu_timeout), {"100": "test"}, "test", writer)
-    hotline_events, caller_events = Recorder(), Recorder()
+    hotline_events = Events()
 
     async def handle(event: Event) -> None:
         await hotline_events(event)
         await app(event)
 
-    result = Line(app, store, caller, hotline_events, caller_events)
+    result = Line(app, store, caller, hotline_events)
     hotline.start(handle)
-    caller.start(caller_events)
+    caller.start()
     try:
         await asyncio.gather(hotline.wait_connected(5), caller.wait_connected(5))
         yield result
     finally:
-        for channel_id in result.created:
-            with contextlib.suppress(AriNotFound, AriUnavailable):
-                await caller.hangup(channel_id)
+        await caller.hang_up_all()
         await app.close()
         await hotline.close()
         await caller.close()
@@ -154,7 +115,7 @@ def journey(stored: list[StoredEvent]) -> list[tuple[str, Any]]:
 async def test_pressing_1_queues_and_without_routing_takes_the_overflow(line: Line) -> None:
     caller_leg, hotline_leg = await line.call()
     await line.prompts_started(hotline_leg, 2)  # the menu prompt: pressing barges in
-    await line.caller.send_dtmf(caller_leg, "1")
+    await line.caller.press(caller_leg, "1")
 
     stored = await line.ended(hotline_leg)
     assert journey(stored) == [
@@ -174,13 +135,13 @@ async def test_pressing_1_queues_and_without_routing_takes_the_overflow(line: Li
     assert stored[0].data["dialed"] == "100"
     assert [e.at for e in stored] == sorted(e.at for e in stored)
     # the flow hung up, not the caller
-    await line.caller_events.wait_for(lambda e: e["type"] == "StasisEnd" and channel_of(e) == caller_leg)
+    await line.caller.events.wait_for(is_event(caller_leg, "StasisEnd"))
 
 
 async def test_pressing_2_says_goodbye(line: Line) -> None:
     caller_leg, hotline_leg = await line.call()
     await line.prompts_started(hotline_leg, 2)
-    await line.caller.send_dtmf(caller_leg, "2")
+    await line.caller.press(caller_leg, "2")
 
     stored = await line.ended(hotline_leg)
     assert journey(stored) == [
@@ -197,7 +158,7 @@ async def test_pressing_2_says_goodbye(line: Line) -> None:
 async def test_a_caller_hanging_up_mid_menu_is_abandoned(line: Line) -> None:
     caller_leg, hotline_leg = await line.call()
     await line.prompts_started(hotline_leg, 2)
-    await line.caller.hangup(caller_leg)
+    await line.caller.hang_up(caller_leg)
 
     stored = await line.ended(hotline_leg)
     assert journey(stored) == [

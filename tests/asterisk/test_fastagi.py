@@ -5,22 +5,19 @@ originates `Local/100@hotline-agi` with the channel variable FLOW; its `;2` half
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from harness import Caller, Events, is_event
 
-from hotline.asterisk.ari import AriClient, Event, channel_of
-from hotline.asterisk.errors import AriNotFound, AriUnavailable
+from hotline.asterisk.ari import channel_of
 from hotline.asterisk.fastagi import DEFAULT_PORT, FastAgiServer
 from hotline.asterisk.sandbox import Running
 from ivr.loader import load_flowset
 
-CALLER_APP = "testcaller"
 AGI_NUMBER = "Local/100@hotline-agi"
 
 FLOW = """
@@ -37,45 +34,16 @@ Recorded = list[tuple[str, str, dict[str, Any]]]
 
 
 @dataclass
-class Events:
-    got: list[Event] = field(default_factory=list)
-
-    async def __call__(self, event: Event) -> None:
-        self.got.append(event)
-
-    async def wait_for(self, what: Callable[[Event], bool], timeout: float = 10.0) -> Event:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for event in self.got:
-                if what(event):
-                    return event
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"no such event within {timeout} s; got {[e['type'] for e in self.got]}")
-
-
-@dataclass
 class Setup:
     server: FastAgiServer
-    caller: AriClient
+    caller: Caller
     events: Events
     recorded: Recorded
     identified: list[str]
-    created: list[str] = field(default_factory=list)
 
     async def call(self, flow: str) -> tuple[str, str]:
         """Send a call into the FastAGI context; returns (the caller's leg, the AGI leg)."""
-        caller_leg, agi_leg = uuid.uuid4().hex, uuid.uuid4().hex
-        self.created.append(caller_leg)
-        await self.caller.originate(
-            AGI_NUMBER,
-            CALLER_APP,
-            caller_leg,
-            agi_leg,
-            formats="ulaw",
-            variables={"FLOW": flow},
-            caller_id="Zoe <48221234567>",
-        )
-        return caller_leg, agi_leg
+        return await self.caller.call(AGI_NUMBER, {"FLOW": flow}, caller_id="Zoe <48221234567>")
 
     async def wait_recorded(self, event_type: str, timeout: float = 10.0, **data: Any) -> None:
         deadline = time.monotonic() + timeout
@@ -101,40 +69,27 @@ async def setup(asterisk: Running) -> AsyncIterator[Setup]:
     server = FastAgiServer(
         load_flowset({"agitest.yaml": FLOW}), port=DEFAULT_PORT, record=record, identify=identify
     )
-    caller = AriClient(
-        asterisk.ari_url,
-        asterisk.ari_user,
-        asterisk.ari_password,
-        CALLER_APP,
-        reconnect_initial=0.1,
-        reconnect_max=0.5,
-    )
-    events = Events()
+    events = Events(timeout=10.0)
+    caller = Caller(asterisk, events)
     await server.start()
-    caller.start(events)
+    caller.start()
     result = Setup(server, caller, events, recorded, identified)
     try:
         await caller.wait_connected(5)
         yield result
     finally:
-        for channel_id in result.created:
-            with contextlib.suppress(AriNotFound, AriUnavailable):
-                await caller.hangup(channel_id)
+        await caller.hang_up_all()
         await caller.close()
         await server.close()
 
 
-def _is(channel_id: str, event_type: str) -> Callable[[Event], bool]:
-    return lambda e: e["type"] == event_type and channel_of(e) == channel_id
-
-
 async def test_a_flow_runs_on_a_live_call_and_hears_the_callers_key(setup: Setup) -> None:
     caller_leg, agi_leg = await setup.call("agitest")
-    await setup.events.wait_for(_is(caller_leg, "StasisStart"))  # the AGI answered the call
+    await setup.events.wait_for(is_event(caller_leg, "StasisStart"))  # the AGI answered the call
     await setup.wait_recorded("node_entered", node="menu")  # keys during the welcome are not heard
-    await setup.caller.send_dtmf(caller_leg, "1")
+    await setup.caller.press(caller_leg, "1")
     await setup.wait_recorded("hung_up")
-    await setup.events.wait_for(_is(caller_leg, "StasisEnd"))
+    await setup.events.wait_for(is_event(caller_leg, "StasisEnd"))
 
     assert {call_id for call_id, _, _ in setup.recorded} == {agi_leg}  # the channel's unique id
     types = [t for _, t, _ in setup.recorded]
