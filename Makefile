@@ -1,9 +1,12 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test lint typecheck unit
+.PHONY: run simulate test lint typecheck unit
 
 DIGITS ?= 1,1
 
 run:
+	@scripts/run
+
+simulate:
 	@scripts/bootstrap
 	.venv/bin/hotline simulate flows/hotline.yaml --caller +48221234567 --at 2026-12-01T10:00+01:00 --digits $(DIGITS)
 

@@ -28,6 +28,10 @@ How actions are carried out:
   `QueueExited("no routing")` and the flow takes its overflow path.
 - `RequestCallback`: the engine records `callback_requested` and hangs up after its own prompts; the
   request waits for routing.
+
+When Asterisk refuses a prompt, a recording or a transfer (an ARI error other than "channel gone"), the
+engine is told it ended (`PlaybackFinished`, `RecordingFinished` with no duration, `TransferFailed`), so
+the flow goes on instead of leaving the caller in silence.
 """
 
 from __future__ import annotations
@@ -100,6 +104,7 @@ class CallRunner:
         self._lookups: set[asyncio.Task[None]] = set()
         self._playbacks: dict[str, str] = {}  # ARI playback id -> engine playback id
         self._now = clock()
+        self._transferred = False
         self.task: asyncio.Task[None] | None = None
 
     # --- feeding -----------------------------------------------------------------------------------
@@ -131,7 +136,12 @@ class CallRunner:
         elif kind == "ChannelHangupRequest":
             self.feed(events.Hangup())
         elif kind == "StasisEnd":
-            self.feed(events.Hangup())
+            if self._transferred:
+                # The flow sent the call on into the dialplan: the hotline's part of it is over; the
+                # caller did not hang up.
+                self._record(actions.RecordEvent("call_ended", {"by": "flow", "cause": "transferred"}))
+            else:
+                self.feed(events.Hangup())
             self._inbox.put_nowait(None)  # the channel left the app: nothing more will come
 
     async def wait(self) -> None:
@@ -177,6 +187,18 @@ class CallRunner:
             log.info("channel gone", channel=self.channel_id, action=type(action).__name__, error=str(e))
         except AriError as e:
             log.warning("action failed", channel=self.channel_id, action=type(action).__name__, error=str(e))
+            self._refused(action, e)
+
+    def _refused(self, action: actions.Action, error: AriError) -> None:
+        """Asterisk refused to start something the engine now waits for the end of (a prompt, a
+        recording, a transfer): tell the engine it ended, so the caller is never left in silence."""
+        if isinstance(action, actions.Play):
+            self._playbacks.pop(f"{self.channel_id}-{action.playback_id}", None)
+            self.feed(events.PlaybackFinished(action.playback_id))
+        elif isinstance(action, actions.Voicemail):
+            self.feed(events.RecordingFinished(0.0))
+        elif isinstance(action, actions.Transfer):
+            self.feed(events.TransferFailed(f"Asterisk refused the transfer: {error}"))
 
     async def _do(self, action: actions.Action) -> None:
         channel = self.channel_id
@@ -282,6 +304,7 @@ class CallRunner:
             await self.ari.set_variable(channel, "TRANSFER_TARGET", action.target)
             context, extension = TRANSFER_CONTEXT, "endpoint"
         await self.ari.continue_in_dialplan(channel, context, extension, 1)
+        self._transferred = True
 
 
 class CallApp:

@@ -248,3 +248,9 @@ from hotline.cli_asterisk import COMMANDS as _ASTERISK_COMMANDS  # noqa: E402
 
 for _command in _ASTERISK_COMMANDS:
     main.add_command(_command)
+
+# The service's commands (serve, call) live in their own module.
+from hotline.cli_service import COMMANDS as _SERVICE_COMMANDS  # noqa: E402
+
+for _command in _SERVICE_COMMANDS:
+    main.add_command(_command)

@@ -1,7 +1,8 @@
 """The service's one config file, `hotline.yaml`, as pydantic models with `file:line:column` errors.
 
-Every key has a default except the API tokens, so an empty file (or none) is a valid config in which the
-API refuses every request until a token is configured. Secrets stay out of the file: any string may
+Every key has a default except the secrets (API tokens, the ARI password, the AMI secret), so an empty
+file (or none) is a valid config in which the API refuses every request until a token is configured, and
+`hotline serve` asks for the ARI password. Secrets stay out of the file: any string may
 hold `${ENV_NAME}`, replaced from the environment, and `HOTLINE_API_TOKENS` (comma-separated) adds
 tokens. Relative paths are relative to the config file's folder (to the working folder without a file).
 
@@ -23,6 +24,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from hotline.envfile import read_env_file
 
 #: The environment variable that adds API tokens (comma-separated) to those in the file.
 TOKENS_ENV = "HOTLINE_API_TOKENS"
@@ -129,6 +132,48 @@ class ApiConfig(Section):
 
 class FlowsConfig(Section):
     directory: Path = Path("flows")
+    #: dialed number -> flow name; any other number gets `default`
+    numbers: dict[str, str] = Field(default_factory=dict)
+    default: str = "hotline"
+
+
+def _check_url(url: str) -> str:
+    if not url.startswith(("http://", "https://")) or len(url.split("://", 1)[1]) == 0:
+        raise ValueError(
+            f"'{url}' is not an http:// or https:// URL; write it like http://127.0.0.1:8088/ari"
+        )
+    return url.rstrip("/")
+
+
+class AmiConfig(Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 5038
+    username: str = "hotline"
+    #: no default: without a secret the service does not watch AMI
+    secret: str | None = None
+
+
+class AgiConfig(Section):
+    listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:4573"
+    enabled: bool = True
+
+    @property
+    def host(self) -> str:
+        return _split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return int(_split_listen(self.listen)[1])
+
+
+class AsteriskConfig(Section):
+    ari_url: Annotated[str, AfterValidator(_check_url)] = "http://127.0.0.1:8088/ari"
+    ari_username: str = "hotline"
+    #: no default: `hotline serve` refuses to start without it
+    ari_password: str | None = None
+    app: str = "hotline"
+    ami: AmiConfig = Field(default_factory=AmiConfig)
+    agi: AgiConfig = Field(default_factory=AgiConfig)
 
 
 class LogConfig(Section):
@@ -138,9 +183,11 @@ class LogConfig(Section):
 
 class Config(Section):
     data_dir: Path = Path("var")
+    env_file: Path | None = None
     store: StoreConfig = Field(default_factory=StoreConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     flows: FlowsConfig = Field(default_factory=FlowsConfig)
+    asterisk: AsteriskConfig = Field(default_factory=AsteriskConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     _source: Path | None = PrivateAttr(default=None)
 
@@ -179,6 +226,7 @@ def load_config(path: Path | str | None = None, *, environ: Mapping[str, str] | 
             raise ConfigError([f"{name}: no such file; copy hotline.example.yaml there to start"]) from None
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError([f"{name}: cannot read the config: {e}"]) from None
+        env = _with_env_file(name, text, base, env)
         raw, positions = _parse(name, text, env, errors)
     raw = _add_env_tokens(raw, env, errors)
     if errors:
@@ -204,6 +252,25 @@ def load_config(path: Path | str | None = None, *, environ: Mapping[str, str] | 
     )
     config._source = source
     return config
+
+
+def _with_env_file(name: str, text: str, base: Path, env: Mapping[str, str]) -> Mapping[str, str]:
+    """The environment, plus the `NAME=value` lines of the file that `env_file:` names (relative to the
+    config's folder); a variable set in the environment wins over the file."""
+    try:
+        document = YAML(typ="safe", pure=True).load(text)
+    except YAMLError:
+        return env  # the full parse reports it with its position
+    wanted = document.get("env_file") if isinstance(document, dict) else None
+    if not isinstance(wanted, str) or not wanted.strip():
+        return env
+    path = base / wanted.strip()
+    try:
+        values = read_env_file(path)
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ConfigError([f"{name}: env_file: cannot read {path}: {reason}"]) from None
+    return {**values, **env}
 
 
 def _anchor_sqlite(url: str, base: Path) -> str:
@@ -352,12 +419,15 @@ def _dotted(loc: Loc) -> str:
     return ".".join(str(part) for part in loc) or "(top)"
 
 
-_SECTIONS: dict[str, type[BaseModel]] = {
-    "store": StoreConfig,
-    "api": ApiConfig,
-    "flows": FlowsConfig,
-    "log": LogConfig,
-}
+def _model_at(path: Loc) -> type[BaseModel] | None:
+    """The config model of the section at `path` (None: not a section, e.g. inside flows.numbers)."""
+    model: type[BaseModel] = Config
+    for part in path:
+        info = model.model_fields.get(str(part))
+        if info is None or not (isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)):
+            return None
+        model = info.annotation
+    return model
 
 
 def _describe(name: str, positions: Mapping[Loc, _Place], error: Any) -> tuple[tuple[int, int], str]:
@@ -367,8 +437,8 @@ def _describe(name: str, positions: Mapping[Loc, _Place], error: Any) -> tuple[t
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         parent = loc[:-1]
-        model: type[BaseModel] | None = Config if not parent else _SECTIONS.get(str(parent[0]))
-        known = list(model.model_fields) if model is not None and len(parent) <= 1 else []
+        model = _model_at(parent)
+        known = list(model.model_fields) if model is not None else []
         message = f"unknown key '{loc[-1]}'"
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         if close:

@@ -354,7 +354,7 @@ class Menu(NodeBase):
     timeout: Seconds = 5.0
     inter_digit_timeout: Seconds = 2.0
     retries: Annotated[int, Field(ge=0, le=10)] = 2
-    invalid: PromptList = ("option-is-invalid",)
+    invalid: PromptList = ("pm-invalid-option",)
     no_input: PromptList = ()
     repeat: Key | None = None
     failure: NodeId | None = None
@@ -364,7 +364,7 @@ class Confirm(Strict):
     """Read collected digits back and ask the caller to confirm (1) or enter them again (2)."""
 
     prompt: PromptList = ("you-entered",)
-    question: PromptList = ("if-this-is-correct-press", "digits/1")
+    question: PromptList = ("if-correct-press", "digits/1")
     yes: Key = "1"
     no: Key = "2"
 
@@ -381,7 +381,7 @@ class Collect(NodeBase):
     inter_digit_timeout: Seconds = 3.0
     pattern: str | None = None
     retries: Annotated[int, Field(ge=0, le=10)] = 2
-    invalid: PromptList = ("option-is-invalid",)
+    invalid: PromptList = ("pm-invalid-option",)
     no_input: PromptList = ()
     barge_in: bool = True
     confirm: Confirm | None = None
@@ -514,10 +514,10 @@ class CallbackOffer(Strict):
     queue: Name
     skills: dict[str, Annotated[int, Field(ge=1, le=10)]] = Field(default_factory=dict)
     priority: Annotated[int, Field(ge=0, le=100)] = 0
-    confirm: PromptList = ("we-will-call-you-back-at",)
-    question: PromptList = ("if-this-is-correct-press", "digits/1", "otherwise-press", "digits/2")
-    enter_number: PromptList = ("please-enter-your", "telephone-number", "followed-by-pound")
-    done: PromptList = ("thank-you-for-calling",)
+    confirm: PromptList = ("vm-num-i-have",)
+    question: PromptList = ("if-correct-press", "digits/1", "vm-calldiffnum")
+    enter_number: PromptList = ("vm-enter-num-to-call", "astcc-followed-by-the-pound-key")
+    done: PromptList = ("auth-thankyou",)
     pattern: str = r"^\+?[0-9]{6,15}$"
     timeout: Seconds = 6.0
     retries: Annotated[int, Field(ge=0, le=10)] = 2

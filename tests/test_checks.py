@@ -337,8 +337,8 @@ def test_a_sounds_folder_must_hold_every_prompt_in_every_language() -> None:
     available = frozenset({"en/hello", "en/thanks", "pl/thanks", "en/options", "pl/options", "en/goodbye"})
     assert messages(flow, sounds={"main": available}) == [
         "nodes.bye.hangup.prompt.0: prompt 'goodbye' is missing from sounds folder 'sounds': pl/goodbye",
-        "nodes.m.invalid.0: prompt 'option-is-invalid' is missing from sounds folder 'sounds': "
-        "en/option-is-invalid, pl/option-is-invalid",
+        "nodes.m.invalid.0: prompt 'pm-invalid-option' is missing from sounds folder 'sounds': "
+        "en/pm-invalid-option, pl/pm-invalid-option",
         "prompts.greeting: prompt 'greeting' is missing from sounds folder 'sounds': pl/czesc",
     ]
 
@@ -362,9 +362,9 @@ def test_without_a_listing_the_sounds_folder_is_not_checked() -> None:
 def test_node_prompts_include_defaults() -> None:
     flow = make({"c": {"collect": "v", "confirm": True, "next": "c"}})
     assert list(node_prompts(flow.nodes["c"])) == [
-        (("invalid", 0), "option-is-invalid"),
+        (("invalid", 0), "pm-invalid-option"),
         (("confirm", "prompt", 0), "you-entered"),
-        (("confirm", "question", 0), "if-this-is-correct-press"),
+        (("confirm", "question", 0), "if-correct-press"),
         (("confirm", "question", 1), "digits/1"),
     ]
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 from ruamel.yaml import YAML
 
-from hotline.config import TOKENS_ENV, Config, ConfigError, load_config
+from hotline.config import TOKENS_ENV, AmiConfig, AsteriskConfig, Config, ConfigError, load_config
 from hotline.store.db import default_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,6 +169,67 @@ flow: {}
     ]
 
 
+def test_the_asterisk_section_and_flow_numbers(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+flows:
+  numbers:
+    100: hotline
+    "+48221234567": sales
+  default: sales
+asterisk:
+  ari_url: http://10.0.0.5:8088/ari/
+  ari_username: ivr
+  ari_password: ${ARI_PASSWORD}
+  app: ivr
+  ami: {host: 10.0.0.5, port: 5039, username: watcher, secret: s3cret}
+  agi: {listen: "0.0.0.0:4574", enabled: false}
+""",
+    )
+    config = load_config(path, environ={"ARI_PASSWORD": "pw"})
+    assert config.flows.numbers == {"100": "hotline", "+48221234567": "sales"}
+    assert config.flows.default == "sales"
+    asterisk = config.asterisk
+    assert (asterisk.ari_url, asterisk.ari_username, asterisk.ari_password, asterisk.app) == (
+        "http://10.0.0.5:8088/ari",
+        "ivr",
+        "pw",
+        "ivr",
+    )
+    assert (asterisk.ami.host, asterisk.ami.port, asterisk.ami.username, asterisk.ami.secret) == (
+        "10.0.0.5",
+        5039,
+        "watcher",
+        "s3cret",
+    )
+    assert (asterisk.agi.host, asterisk.agi.port, asterisk.agi.enabled) == ("0.0.0.0", 4574, False)
+
+
+def test_the_secrets_of_asterisk_have_no_default(tmp_path: Path) -> None:
+    config = load_config(None, environ={})
+    assert (config.asterisk.ari_password, config.asterisk.ami.secret) == (None, None)
+    assert (config.asterisk.ari_url, config.asterisk.app, config.asterisk.agi.listen) == (
+        "http://127.0.0.1:8088/ari",
+        "hotline",
+        "127.0.0.1:4573",
+    )
+
+
+def test_mistakes_in_the_asterisk_section(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "asterisk:\n  ari_url: 127.0.0.1:8088\n  ami:\n    secrt: x\n    port: 0\n  agi: {listen: agi}\n",
+    )
+    assert errors_of(path) == [
+        f"{path}:2:12: asterisk.ari_url: '127.0.0.1:8088' is not an http:// or https:// URL; "
+        "write it like http://127.0.0.1:8088/ari",
+        f"{path}:4:5: asterisk.ami.secrt: unknown key 'secrt' (did you mean 'secret'?)",
+        f"{path}:5:11: asterisk.ami.port: Input should be greater than or equal to 1",
+        f"{path}:6:17: asterisk.agi.listen: 'agi' has no port from 0 to 65535; write it like 127.0.0.1:8080",
+    ]
+
+
 def test_a_section_that_is_not_a_mapping(tmp_path: Path) -> None:
     path = write(tmp_path, "api: 8080\n")
     assert errors_of(path) == [f"{path}:1:6: api: must be a mapping of keys"]
@@ -214,14 +275,46 @@ def _written(mapping: dict[str, Any], prefix: str = "") -> set[str]:
 def test_the_example_config_shows_every_key_and_loads() -> None:
     example = ROOT / "hotline.example.yaml"
     assert _written(YAML(typ="safe").load(example.read_text(encoding="utf-8"))) == _keys(Config)
-    config = load_config(example, environ={"HOTLINE_CRM_TOKEN": TOKEN})
+    secrets = {"HOTLINE_CRM_TOKEN": TOKEN, "HOTLINE_ARI_PASSWORD": "ari-pw", "HOTLINE_AMI_SECRET": "ami-pw"}
+    config = load_config(example, environ=secrets)
     assert config.api.tokens == (TOKEN,)
     assert config.store.url == default_url(ROOT / "var")
-    [error] = errors_of(example)
-    assert "HOTLINE_CRM_TOKEN is not set" in error
+    assert (config.asterisk.ari_password, config.asterisk.ami.secret) == ("ari-pw", "ami-pw")
+    assert config.asterisk == AsteriskConfig(ari_password="ari-pw", ami=AmiConfig(secret="ami-pw"))
+    assert (config.flows.numbers, config.flows.default) == ({}, "hotline")
+    errors = errors_of(example)
+    assert [error.split(": ", 2)[1] for error in errors] == [
+        "api.tokens.0",
+        "asterisk.ari_password",
+        "asterisk.ami.secret",
+    ]
+    assert all("is not set" in error for error in errors)
 
 
 def test_the_configuration_doc_names_every_key() -> None:
     doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     missing = [key for key in sorted(_keys(Config)) if f"`{key}`" not in doc]
     assert missing == []
+
+
+def test_env_file_fills_what_the_environment_lacks(tmp_path: Path) -> None:
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "secrets.env").write_text(
+        "# made by make run\nHOTLINE_CRM_TOKEN=from-the-file-0123456789\nHOTLINE_OTHER='quoted value'\n",
+        encoding="utf-8",
+    )
+    path = tmp_path / "hotline.yaml"
+    path.write_text("env_file: var/secrets.env\napi:\n  tokens: ['${HOTLINE_CRM_TOKEN}']\n", encoding="utf-8")
+    assert load_config(path, environ={}).api.tokens == ("from-the-file-0123456789",)
+    environ = {"HOTLINE_CRM_TOKEN": "from-the-environment-012345"}
+    assert load_config(path, environ=environ).api.tokens == ("from-the-environment-012345",)
+
+
+def test_a_missing_env_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "hotline.yaml"
+    path.write_text("env_file: nope.env\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert caught.value.errors == [
+        f"{path}: env_file: cannot read {tmp_path / 'nope.env'}: No such file or directory"
+    ]

@@ -210,7 +210,7 @@ def confirming(**confirm: Any) -> Session:
         (
             "sound:you-entered",
             "digits:123",
-            "sound:if-this-is-correct-press",
+            "sound:if-correct-press",
             "sound:digits/1",
         )
     ]
@@ -256,7 +256,7 @@ def test_another_key_is_invalid_and_reads_back_again() -> None:
     finish(s)
     out = press(s, "5")
     assert recorded(out, "invalid_input") == [{"node": "account", "digits": "5"}]
-    assert played(out) == [("sound:option-is-invalid",)]
+    assert played(out) == [("sound:pm-invalid-option",)]
     assert played(finish(s))[0][1] == "digits:123"
 
 

@@ -248,7 +248,7 @@ CALLBACK = {
     "callback": {"queue": "support", "skills": {"internet": 2}, "priority": 3, "retries": 1},
     "failure": "busy",
 }
-OFFER = ("sound:we-will-call-you-back-at", "digits:48221234567", "sound:if-this-is-correct-press")
+OFFER = ("sound:vm-num-i-have", "digits:48221234567", "sound:if-correct-press")
 
 
 def test_callback_reads_the_callers_number_and_requests_on_1() -> None:
@@ -269,7 +269,7 @@ def test_callback_reads_the_callers_number_and_requests_on_1() -> None:
         ),
         act.RecordEvent("callback_requested", {"queue": "support", "number": "+48221234567"}),
     ]
-    assert played(out) == [("sound:thank-you-for-calling",)]
+    assert played(out) == [("sound:auth-thankyou",)]
     assert (s.ended, s.waiting_for) == (False, "playback")
     out = finish(s)
     assert out[-1] == act.Hangup("normal")
@@ -289,9 +289,9 @@ def test_callback_to_another_number() -> None:
     s = session(CALLBACK)
     start(s)
     out = press(s, "2")
-    assert played(out) == [("sound:please-enter-your", "sound:telephone-number", "sound:followed-by-pound")]
+    assert played(out) == [("sound:vm-enter-num-to-call", "sound:astcc-followed-by-the-pound-key")]
     out = press(s, "601234567#")
-    assert played(out)[0][:2] == ("sound:we-will-call-you-back-at", "digits:601234567")
+    assert played(out)[0][:2] == ("sound:vm-num-i-have", "digits:601234567")
     out = press(s, "1")
     assert recorded(out, "callback_requested") == [{"queue": "support", "number": "601234567"}]
 
@@ -299,13 +299,13 @@ def test_callback_to_another_number() -> None:
 def test_a_withheld_caller_enters_a_number_straight_away() -> None:
     s = session(CALLBACK)
     out = start(s, caller=None)
-    assert played(out) == [("sound:please-enter-your", "sound:telephone-number", "sound:followed-by-pound")]
+    assert played(out) == [("sound:vm-enter-num-to-call", "sound:astcc-followed-by-the-pound-key")]
 
 
 def test_a_caller_id_that_is_no_phone_number_is_not_offered() -> None:
     s = session(CALLBACK)
     out = start(s, caller="201")
-    assert played(out)[0][0] == "sound:please-enter-your"
+    assert played(out)[0][0] == "sound:vm-enter-num-to-call"
 
 
 def test_an_invalid_number_is_asked_again_then_fails() -> None:
@@ -313,7 +313,7 @@ def test_an_invalid_number_is_asked_again_then_fails() -> None:
     start(s, caller=None)
     out = press(s, "123#")
     assert recorded(out, "invalid_input") == [{"node": "node", "digits": "123"}]
-    assert played(out) == [("sound:please-enter-your", "sound:telephone-number", "sound:followed-by-pound")]
+    assert played(out) == [("sound:vm-enter-num-to-call", "sound:astcc-followed-by-the-pound-key")]
     out = press(s, "9#")
     assert s.node == "busy"
 

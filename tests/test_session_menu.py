@@ -94,7 +94,7 @@ def test_a_prefix_left_alone_is_invalid() -> None:
     press(s, "2")
     out = fire(s)
     assert recorded(out, "invalid_input") == [{"node": "menu", "digits": "2"}]
-    assert played(out) == [("sound:option-is-invalid",)]
+    assert played(out) == [("sound:pm-invalid-option",)]
 
 
 def test_invalid_key_plays_invalid_then_repeats_the_menu() -> None:
@@ -160,7 +160,7 @@ def test_the_last_invalid_prompt_plays_before_failure() -> None:
     start(s)
     finish(s)
     out = press(s, "9")
-    assert played(out) == [("sound:option-is-invalid",)]
+    assert played(out) == [("sound:pm-invalid-option",)]
     assert s.node == "menu"
     finish(s)
     assert s.node == "sorry"

@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from hotline.api.errors import ApiError
-from hotline.api.keys import BODY_LIMIT, OPENAPI, STORE
+from hotline.api.keys import BODY_LIMIT, OPENAPI, SERVICE_HEALTH, STORE
 from hotline.api.schemas import (
     MAX_CUSTOMERS,
     ContactDetail,
@@ -271,14 +271,19 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """Open to load balancers: says whether the store answers, and nothing else."""
+    """Open to load balancers: says whether the store answers; under `hotline serve` also whether
+    Asterisk is connected, which flows are live and how many events wait for the database."""
     store = request.app[STORE]
     try:
         await store.contact("health-check")
     except Exception as e:
         log.warning("api.health_failed", error=str(e))
         raise ApiError("store_unavailable", f"the {store.dialect} store does not answer: {e}") from None
-    return respond(Health(status="ok", store=store.dialect))
+    details = await request.app[SERVICE_HEALTH]() if SERVICE_HEALTH in request.app else {}
+    health = Health.model_validate({"status": "ok", "store": store.dialect, **details})
+    return web.Response(
+        body=health.model_dump_json(exclude_none=True).encode(), content_type="application/json"
+    )
 
 
 _IMPORT_DESCRIPTION = (

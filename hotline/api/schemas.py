@@ -237,9 +237,33 @@ class ImportResult(BaseModel):
     updated: int
 
 
+class AsteriskHealth(BaseModel):
+    connected: bool = Field(description="whether the service's ARI event socket is connected")
+    connections: int = Field(description="how many times the event socket connected (1 + reconnects)")
+    calls: int = Field(description="calls in progress on the service")
+    ami: dict[str, Any] | None = Field(None, description="what the AMI watcher reports, when one runs")
+
+
+class FlowsHealth(BaseModel):
+    version: str = Field(description="a digest of the live flow files; it changes with every reload")
+    loaded_at: UtcTime
+    flows: list[str] = Field(description="the names of the live flows")
+    reloads: int = Field(description="how many reloads were taken since the service started")
+    rejected: int = Field(description="how many edits were rejected (the old set stayed live)")
+
+
+class WriterHealth(BaseModel):
+    backlog: int = Field(description="contact events not yet in the database (in memory or spooled)")
+
+
 class Health(BaseModel):
+    """`hotline api` answers status and store; `hotline serve` adds asterisk, flows and writer."""
+
     status: Literal["ok"]
     store: str = Field(description="the store's database: sqlite or postgresql")
+    asterisk: AsteriskHealth | None = None
+    flows: FlowsHealth | None = None
+    writer: WriterHealth | None = None
 
 
 class ErrorBody(BaseModel):

@@ -41,6 +41,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hotline.envfile import read_env_file
+
 #: The configuration the service expects, in the repository beside the `hotline` package.
 DIALPLAN_DIR = Path(__file__).resolve().parents[2] / "dialplan"
 #: Overrides the cache folder the chroot lives in.
@@ -307,22 +309,6 @@ def values_from_environ(names: Iterable[str], environ: Mapping[str, str] | None 
     """The values the environment gives for `names` (`HOTLINE_<NAME>`); names without one are left out."""
     env = os.environ if environ is None else environ
     return {name: env[ENV_PREFIX + name] for name in names if ENV_PREFIX + name in env}
-
-
-def read_env_file(path: Path | str) -> dict[str, str]:
-    """`NAME=value` lines (blank lines and `#` comments skipped), as a shell's `. file` reads them."""
-    result: dict[str, str] = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.removeprefix("export ").partition("=")
-        if sep:
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-                value = value[1:-1]
-            result[key.strip()] = value
-    return result
 
 
 def load_secrets(
@@ -818,6 +804,8 @@ class Sandbox:
         self.etc.chmod(0o750)
         self._mount_proc()
         (self.root / "run/asterisk").mkdir(parents=True, exist_ok=True)
+        # ARI recordings (voicemail) go here; neither Asterisk nor Debian's package makes the folder.
+        (self.root / "var/spool/asterisk/recording").mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for name in ("console.log", "messages.log"):
             with contextlib.suppress(FileNotFoundError):

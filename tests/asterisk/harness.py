@@ -1,5 +1,6 @@
 """The caller's side of a test call on the real Asterisk: a second ARI app (`testcaller`) that dials
-`Local/...` numbers, presses keys and hangs up what it made, and a recorder of the events an app gets."""
+`Local/...` numbers, presses keys and hangs up what it made, a recorder of the events an app gets, and
+the hotline app itself (`Hotline`) running in the test against a real contact store."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hotline.asterisk.ari import AriClient, Event, channel_of
 from hotline.asterisk.errors import AriNotFound, AriUnavailable
-from hotline.asterisk.sandbox import Running
+from hotline.asterisk.sandbox import ARI_APP, Running
+from hotline.calls import CallApp
+from hotline.store import Contact, EventWriter, Store, StoredEvent, open_store
+from ivr.flowset import FlowSet
 
 CALLER_APP = "testcaller"
 HOTLINE_NUMBER = "Local/100@hotline"
@@ -127,3 +132,96 @@ class Caller:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+class Hotline:
+    """The hotline app inside the test: a `CallApp` on its own ARI connection, writing contact events
+    through a real `EventWriter` into a SQLite store. `flows` may be swapped between calls."""
+
+    def __init__(self, asterisk: Running, data_dir: Path, flows: FlowSet, numbers: Mapping[str, str]) -> None:
+        self.asterisk = asterisk
+        self.data_dir = data_dir
+        self.flows = flows
+        self.numbers = dict(numbers)
+        self.ari = ari_client(asterisk, ARI_APP)
+        self.events = Events()
+        self.store: Store | None = None
+        self.writer: EventWriter | None = None
+        self.app: CallApp | None = None
+
+    async def start(self) -> None:
+        self.store = await open_store(f"sqlite+aiosqlite:///{self.data_dir / 'hotline.db'}")
+        self.writer = EventWriter(self.store, spool_dir=self.data_dir / "spool", max_delay=0.01)
+        await self.writer.start()
+        default = next(iter(self.numbers.values()))
+        self.app = CallApp(self.ari, lambda: self.flows, self.numbers, default, self.writer)
+        app = self.app
+
+        async def handle(event: Event) -> None:
+            await self.events(event)
+            await app(event)
+
+        self.ari.start(handle)
+        await self.ari.wait_connected(5)
+
+    async def stop(self) -> None:
+        if self.app is not None:
+            await self.app.close()
+        await self.ari.close()
+        if self.writer is not None:
+            await self.writer.stop()
+        if self.store is not None:
+            await self.store.close()
+
+    def _store(self) -> Store:
+        assert self.store is not None, "start the hotline first"
+        return self.store
+
+    async def stored(self, call_id: str) -> list[StoredEvent]:
+        """The contact events of the call on channel `call_id`, in the store's order."""
+        return [e for e in await self._store().events_after(0, limit=10_000) if e.call_id == call_id]
+
+    async def stored_until(self, call_id: str, event_type: str, timeout: float = 8.0) -> list[StoredEvent]:
+        """The call's contact events, once one of type `event_type` is among them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stored = await self.stored(call_id)
+            if any(e.type == event_type for e in stored):
+                return stored
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"no {event_type} within {timeout} s; stored: {[e.type for e in stored]}"
+                )
+            await asyncio.sleep(0.05)
+
+    async def ended(self, call_id: str, timeout: float = 8.0) -> list[StoredEvent]:
+        """The call's contact events once the call has left the app and its last event is stored."""
+        assert self.app is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            stored = await self.stored(call_id)
+            if call_id not in self.app.calls and stored and stored[-1].type in ("hung_up", "abandoned"):
+                return stored
+            if time.monotonic() > deadline:
+                heard = [
+                    (e["type"], (e.get("playback") or {}).get("media_uri")) for e in self.events.of(call_id)
+                ]
+                raise AssertionError(
+                    f"the call did not end within {timeout} s: {[e.type for e in stored]}; ARI events: {heard}"
+                )
+            await asyncio.sleep(0.05)
+
+    async def contact(self, call_id: str) -> Contact:
+        """The contact row of the call on channel `call_id`."""
+        stored = await self.stored(call_id)
+        assert stored, f"no contact events for {call_id}"
+        contact = await self._store().contact(stored[0].contact_id)
+        assert contact is not None
+        return contact
+
+    def media_played(self, channel_id: str) -> list[str]:
+        """Every media URI Asterisk started playing on the channel, in order."""
+        return [
+            str(e["playback"]["media_uri"])
+            for e in self.events.of(channel_id, "PlaybackStarted", "PlaybackContinuing")
+        ]

@@ -32,10 +32,10 @@ from hotline.asterisk.sandbox import (
     placeholders,
     processes_in,
     read_conf,
-    read_env_file,
     render_config,
 )
 from hotline.cli_asterisk import asterisk as asterisk_command
+from hotline.envfile import read_env_file
 
 SHIPPED_PLACEHOLDERS = {"ARI_PASSWORD", "AMI_SECRET", "AGENT_PASSWORD", "CALLER_PASSWORD"}
 

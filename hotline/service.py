@@ -1,0 +1,547 @@
+"""The hotline service in one asyncio process: `hotline serve`.
+
+`Service(config)` opens the contact store, starts the event writer, loads the flows, connects to
+Asterisk over ARI (the Stasis app that runs the IVR on each call), serves FastAGI and the HTTP API, and
+watches the flow files. Everything is started in order on one `AsyncExitStack` and torn down in the
+reverse order, so a failure half-way leaves nothing running.
+
+Flows reload while calls go on: `FlowLibrary` polls the flow files' sizes and modification times once a
+second and, on a change, loads the whole set again. A set with a mistake is rejected, every lint line
+in the log, and the old set stays live. New calls start on the live set; a call in progress keeps the
+set it started with (its `Session` holds it).
+
+On (re)connect the service lists the channels sitting in its Stasis app: the ones it runs go on, the
+ones it does not know (left from before a restart: their IVR state is gone) are hung up, each logged;
+calls it ran whose channel is gone (Asterisk restarted) are closed.
+
+On SIGTERM or SIGINT the service stops taking calls (a new call is hung up), gives the calls in
+progress `drain_seconds` to end, hangs up the rest, lets the writer flush every event to the database
+(or its spool) and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from hotline.api import make_app
+from hotline.api.keys import SERVICE_HEALTH
+from hotline.asterisk.ami import AmiLoginError, AmiWatcher
+from hotline.asterisk.ari import AriClient, Event, channel_of
+from hotline.asterisk.errors import AriError, AriNotFound
+from hotline.asterisk.fastagi import FastAgiServer
+from hotline.calls import CallApp, Clock, utc_now
+from hotline.config import Config
+from hotline.flowfiles import flows_in, load_flow_files
+from hotline.store import EventWriter, Store, StoreError, default_spool_dir, new_event, open_store
+from ivr.errors import FlowError, FlowErrors
+from ivr.flowset import FlowSet
+
+log = structlog.get_logger("hotline.service")
+
+#: How often the flow files are checked for changes, in seconds.
+POLL_SECONDS = 1.0
+#: How long calls in progress may go on after SIGTERM before they are hung up.
+DRAIN_SECONDS = 5.0
+#: After a (re)connect, how long a channel found in the app may take to show up as a call of ours
+#: (its StasisStart may be on its way) before it is taken for a leftover and hung up.
+ADOPT_GRACE = 1.0
+#: The AGI path has no channel of its own in the service: its contact id is derived from the call id.
+AGI_CONTACTS = uuid.UUID("5b8f8c1e-2f7a-4d8e-9a57-6f1f0f3c2a11")
+
+
+class ServiceError(Exception):
+    """The service cannot start; `errors` holds one line per problem, each naming the fix."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(errors))
+
+
+def offset_clock(at: datetime) -> Clock:
+    """A clock that starts at `at` and runs at the real pace: a demo or test of the opening hours."""
+    delta = at - datetime.now(UTC)
+    return lambda: datetime.now(UTC) + delta
+
+
+# --- the flows --------------------------------------------------------------------------------------
+
+
+Fingerprint = tuple[tuple[str, int, int], ...]
+
+
+@dataclass(frozen=True)
+class LiveFlows:
+    """One loaded flow set and what identifies it."""
+
+    flows: FlowSet
+    version: str
+    loaded_at: datetime
+
+
+class FlowLibrary:
+    """The live flow set of a folder, and its reload when the folder's files change."""
+
+    def __init__(self, directory: Path, numbers: Mapping[str, str], default: str) -> None:
+        self.directory = directory
+        self.numbers = dict(numbers)
+        self.default = default
+        self.reloads = 0
+        self.rejected = 0
+        self._live: LiveFlows | None = None
+        self._seen: Fingerprint = ()
+
+    @property
+    def live(self) -> LiveFlows:
+        if self._live is None:
+            raise RuntimeError("no flows loaded yet; call load() first")
+        return self._live
+
+    @property
+    def loaded(self) -> LiveFlows | None:
+        return self._live
+
+    def current(self) -> FlowSet:
+        """The set a new call starts on."""
+        return self.live.flows
+
+    def fingerprint(self) -> Fingerprint:
+        """Name, size and modification time of every flow file: a change in any means a reload."""
+        try:
+            paths = flows_in(self.directory)
+        except FlowErrors:
+            return ()
+        found = []
+        for path in paths:
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                found.append((path.name, stat.st_size, stat.st_mtime_ns))
+        return tuple(found)
+
+    def _read(self) -> LiveFlows:
+        """Load the folder's flows; raises FlowErrors with every mistake (the numbers' flows included)."""
+        paths = flows_in(self.directory)
+        if not paths:
+            raise FlowErrors(
+                [
+                    FlowError(
+                        str(self.directory),
+                        1,
+                        1,
+                        "",
+                        "no flow files (*.yaml) here; add one or fix flows.directory",
+                    )
+                ]
+            )
+        flows = load_flow_files(paths)
+        known = ", ".join(sorted(flows))
+        missing = [
+            FlowError(
+                str(self.directory), 1, 1, "", f"{where}: no flow '{name}' here (loaded flows: {known})"
+            )
+            for where, name in [("flows.default", self.default)]
+            + [(f"flows.numbers.{number}", name) for number, name in self.numbers.items()]
+            if name not in flows
+        ]
+        if missing:
+            raise FlowErrors(missing)
+        digest = hashlib.sha256()
+        for path in paths:
+            digest.update(path.name.encode() + b"\0")
+            with contextlib.suppress(OSError):
+                digest.update(path.read_bytes())
+        return LiveFlows(flows, digest.hexdigest()[:12], datetime.now(UTC))
+
+    def load(self) -> LiveFlows:
+        """The first load: raises FlowErrors, so a broken set stops the service before it takes calls."""
+        self._seen = self.fingerprint()
+        self._live = self._read()
+        return self._live
+
+    def reload_if_changed(self) -> bool | None:
+        """Reload when the files changed: True when the new set is live, False when it was rejected
+        (the old set stays live), None when nothing changed."""
+        seen = self.fingerprint()
+        if seen == self._seen:
+            return None
+        self._seen = seen
+        try:
+            live = self._read()
+        except FlowErrors as e:
+            self.rejected += 1
+            for error in e.errors:
+                log.error(f"flows not reloaded: {error}")
+            log.error(
+                f"flows not reloaded: {len(e.errors)} error(s) in {self.directory}; "
+                f"version {self.live.version} stays live until the files are fixed",
+                errors=len(e.errors),
+            )
+            return False
+        old, self._live = self._live, live
+        self.reloads += 1
+        log.info(
+            "flows reloaded",
+            version=live.version,
+            previous=old.version if old else None,
+            flows=sorted(live.flows),
+        )
+        return True
+
+    async def watch(self, interval: float = POLL_SECONDS) -> None:
+        """Poll the folder until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.reload_if_changed()
+            except Exception:
+                log.exception("flow reload failed; the old flows stay live")
+
+
+# --- the service ------------------------------------------------------------------------------------
+
+
+class Service:
+    """Everything `hotline serve` runs, in one asyncio process."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock = utc_now,
+        drain_seconds: float = DRAIN_SECONDS,
+        poll_seconds: float = POLL_SECONDS,
+        adopt_grace: float = ADOPT_GRACE,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.drain_seconds = drain_seconds
+        self.poll_seconds = poll_seconds
+        self.adopt_grace = adopt_grace
+        self.library = FlowLibrary(config.flows.directory, config.flows.numbers, config.flows.default)
+        self.store: Store | None = None
+        self.writer: EventWriter | None = None
+        self.ari: AriClient | None = None
+        self.calls: CallApp | None = None
+        self.agi: FastAgiServer | None = None
+        self.ami: AmiWatcher | None = None
+        self.api_address: tuple[str, int] | None = None
+        self._stack = AsyncExitStack()
+        self._stop = asyncio.Event()
+        self._draining = False
+        self._ours: set[str] = set()  # channels whose StasisStart this service handled
+
+    # --- start and stop ---------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """What must be in the config before anything starts (ServiceError otherwise)."""
+        if not self.config.asterisk.ari_password:
+            raise ServiceError(
+                [
+                    f"{self.config.source or 'the config'}: asterisk.ari_password is not set; write "
+                    "ari_password: ${HOTLINE_ARI_PASSWORD} under asterisk: and set the variable "
+                    "(the sandbox prints it: hotline asterisk status)"
+                ]
+            )
+
+    async def start(self) -> None:
+        """Start everything; raises ServiceError, FlowErrors or StoreError with nothing left running."""
+        self.check()
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+
+    async def _start(self) -> None:
+        config = self.config
+        live = self.library.load()
+        log.info(
+            "flows loaded",
+            version=live.version,
+            flows=sorted(live.flows),
+            directory=str(config.flows.directory),
+        )
+
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        store = self.store = await open_store(config.store_url)
+        self._stack.push_async_callback(store.close)
+        writer = self.writer = EventWriter(store, spool_dir=default_spool_dir(config.data_dir))
+        await writer.start()
+        self._stack.push_async_callback(self._stop_writer)
+
+        asterisk = config.asterisk
+        assert asterisk.ari_password is not None
+        ari = self.ari = AriClient(
+            asterisk.ari_url, asterisk.ari_username, asterisk.ari_password, asterisk.app
+        )
+        self._stack.push_async_callback(ari.close)
+        calls = self.calls = CallApp(
+            ari, self.library.current, config.flows.numbers, config.flows.default, writer, clock=self.clock
+        )
+        self._stack.push_async_callback(calls.close)
+        self._stack.push_async_callback(self._drain)
+
+        if asterisk.agi.enabled:
+            agi = self.agi = FastAgiServer(
+                self.library.current,
+                host=asterisk.agi.host,
+                port=asterisk.agi.port,
+                record=self._record_agi,
+                identify=self._identify,
+                numbers=config.flows.numbers,
+            )
+            try:
+                await agi.start()
+            except OSError as e:
+                raise ServiceError(
+                    [
+                        f"asterisk.agi.listen: cannot listen on {asterisk.agi.listen}: {e}; free the port or set enabled: false"
+                    ]
+                ) from None
+            self._stack.push_async_callback(agi.close)
+
+        await self._start_ami()
+        await self._start_api(store)
+
+        watcher = asyncio.create_task(self.library.watch(self.poll_seconds), name="hotline-flow-watcher")
+        self._stack.push_async_callback(_cancel, watcher)
+
+        ari.start(self._on_event, on_connected=self._on_connected)
+        log.info("service started", ari=asterisk.ari_url, app=asterisk.app, api=config.api.listen)
+
+    async def _start_ami(self) -> None:
+        ami = self.config.asterisk.ami
+        if not ami.secret:
+            log.warning("not watching AMI: asterisk.ami.secret is not set")
+            return
+        watcher = AmiWatcher(ami.host, ami.port, ami.username, ami.secret)
+        try:
+            await watcher.start()
+        except AmiLoginError as e:
+            raise ServiceError(
+                [f"asterisk.ami: {e}; check asterisk.ami.username and asterisk.ami.secret (manager.conf)"]
+            ) from None
+        self.ami = watcher
+        self._stack.push_async_callback(watcher.close)
+
+    async def _start_api(self, store: Store) -> None:
+        api = self.config.api
+        app = make_app(store, api.tokens)
+        app[SERVICE_HEALTH] = self.health
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        self._stack.push_async_callback(runner.cleanup)
+        try:
+            await web.TCPSite(runner, api.host, api.port).start()
+        except OSError as e:
+            raise ServiceError(
+                [f"api.listen: cannot listen on {api.listen}: {e}; free the port or change it"]
+            ) from None
+        address = runner.addresses[0]
+        self.api_address = (str(address[0]), int(address[1]))
+        if not api.tokens:
+            log.warning(
+                "the API has no tokens: it refuses every request but /api/health", fix="add api.tokens"
+            )
+        log.info("api listening", listen=f"{api.host}:{self.api_address[1]}")
+
+    async def stop(self) -> None:
+        """Stop taking calls, end the calls in progress, flush the writer, close everything."""
+        self._draining = True
+        await self._stack.aclose()
+        log.info("service stopped")
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, on_started: Callable[[Service], Awaitable[None] | None] | None = None) -> None:
+        """Start, serve until SIGTERM/SIGINT (or `request_stop()`), stop."""
+        loop = asyncio.get_running_loop()
+        await self.start()
+        handled = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._signalled, sig)
+                handled.append(sig)
+        try:
+            if on_started is not None:
+                started = on_started(self)
+                if started is not None:
+                    await started
+            await self._stop.wait()
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+            await self.stop()
+
+    def _signalled(self, sig: signal.Signals) -> None:
+        log.info(f"{sig.name}: stopping; no new calls", calls=len(self.calls.calls) if self.calls else 0)
+        self._draining = True
+        self._stop.set()
+
+    async def _drain(self) -> None:
+        """Give the calls in progress time to end, then hang up what is left and wait for their end."""
+        self._draining = True
+        calls, ari = self.calls, self.ari
+        if calls is None or ari is None or not calls.calls:
+            return
+        deadline = time.monotonic() + self.drain_seconds
+        while calls.calls and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        left = list(calls.calls.values())
+        for runner in left:
+            log.info("hanging up a call: the service is stopping", channel=runner.channel_id)
+            with contextlib.suppress(AriError):
+                await ari.hangup(runner.channel_id)
+        deadline = time.monotonic() + 3.0
+        while calls.calls and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for runner in list(calls.calls.values()):
+            runner.feed_ari({"type": "StasisEnd"})  # Asterisk did not tell: close the contact anyway
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(runner.wait(), 1.0)
+
+    async def _stop_writer(self) -> None:
+        if self.writer is not None:
+            await self.writer.stop()
+            backlog = self.writer.backlog
+            if backlog:
+                log.warning(
+                    f"{backlog} events wait in the spool for the database; the next start writes them"
+                )
+
+    # --- calls ------------------------------------------------------------------------------------
+
+    async def _on_event(self, event: Event) -> None:
+        assert self.calls is not None and self.ari is not None
+        channel_id = channel_of(event)
+        kind = event.get("type")
+        if kind == "StasisStart" and channel_id is not None:
+            if self._draining:
+                log.info("not taking the call: the service is stopping", channel=channel_id)
+                with contextlib.suppress(AriError):
+                    await self.ari.hangup(channel_id)
+                return
+            self._ours.add(channel_id)
+        elif kind in ("StasisEnd", "ChannelDestroyed") and channel_id is not None:
+            self._ours.discard(channel_id)
+        await self.calls(event)
+
+    async def _on_connected(self) -> None:
+        """Sort out the channels in the app after a (re)connect."""
+        assert self.calls is not None and self.ari is not None
+        ari, calls = self.ari, self.calls
+        running = dict(calls.calls)
+        try:
+            found = {str(channel["id"]): channel for channel in await ari.stasis_channels()}
+        except AriError as e:
+            log.warning("could not list the channels in the app", error=str(e))
+            return
+        for channel_id, runner in running.items():
+            if channel_id not in found and calls.calls.get(channel_id) is runner:
+                log.info("call gone while Asterisk was away; closing its contact", channel=channel_id)
+                runner.feed_ari({"type": "StasisEnd"})
+        picked_up = [channel_id for channel_id in found if channel_id in running]
+        if picked_up:
+            log.info("calls picked up after reconnect", channels=picked_up)
+        strangers = [channel_id for channel_id in found if channel_id not in running]
+        if not strangers:
+            return
+        await asyncio.sleep(self.adopt_grace)  # a StasisStart on its way makes a channel ours
+        for channel_id in strangers:
+            if channel_id in self._ours or channel_id in calls.calls:
+                continue
+            channel = found[channel_id]
+            log.warning(
+                "hanging up a call left in the app from before a restart",
+                channel=channel_id,
+                caller=(channel.get("caller") or {}).get("number"),
+                dialed=(channel.get("dialplan") or {}).get("exten"),
+            )
+            with contextlib.suppress(AriNotFound):
+                try:
+                    await ari.hangup(channel_id)
+                except AriError as e:
+                    log.warning("could not hang up a leftover call", channel=channel_id, error=str(e))
+
+    def _record_agi(self, call_id: str, event_type: str, data: dict[str, Any]) -> None:
+        """A contact event of a FastAGI call; the call id (Asterisk's uniqueid) names its contact."""
+        if self.writer is None:
+            return
+        contact_id = uuid.uuid5(AGI_CONTACTS, call_id).hex
+        try:
+            written = self.writer.submit(
+                new_event(event_type, contact_id, at=self.clock(), call_id=call_id, data=data)
+            )
+        except StoreError as e:
+            log.error("contact event not written", call=call_id, type=event_type, error=str(e))
+            return
+        written.add_done_callback(_log_failed_write)
+
+    async def _identify(self, phone: str) -> dict[str, str] | None:
+        """Channel variables for the caller from the customer store: CUSTOMER_ID, CUSTOMER_NAME and
+        CUSTOMER_<ATTRIBUTE> for each plain attribute."""
+        if self.store is None:
+            return None
+        customer = await self.store.customer_by_phone(phone)
+        if customer is None:
+            return None
+        found = {"CUSTOMER_ID": customer.id}
+        if customer.name:
+            found["CUSTOMER_NAME"] = customer.name
+        for name, value in customer.attributes.items():
+            if isinstance(value, str | int | float | bool):
+                found[f"CUSTOMER_{name.upper()}"] = str(value)
+        return found
+
+    # --- health -----------------------------------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        """The service's part of /api/health."""
+        details: dict[str, Any] = {}
+        if self.ari is not None:
+            ami = None
+            if self.ami is not None:
+                ami = await self.ami.health()
+            details["asterisk"] = {
+                "connected": self.ari.connected,
+                "connections": self.ari.connections,
+                "calls": len(self.calls.calls) if self.calls is not None else 0,
+                "ami": ami,
+            }
+        live = self.library.loaded
+        if live is not None:
+            details["flows"] = {
+                "version": live.version,
+                "loaded_at": live.loaded_at,
+                "flows": sorted(live.flows),
+                "reloads": self.library.reloads,
+                "rejected": self.library.rejected,
+            }
+        if self.writer is not None:
+            details["writer"] = {"backlog": self.writer.backlog}
+        return details
+
+
+def _log_failed_write(written: asyncio.Future[None]) -> None:
+    if not written.cancelled() and written.exception() is not None:
+        log.error("contact event not written", error=str(written.exception()))
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
