@@ -24,8 +24,11 @@ How actions are carried out:
 - `Voicemail`: an ARI recording named by the engine; `RecordingFinished` (or `RecordingFailed`, with no
   duration) comes back as `RecordingFinished`. Asterisk ends a recording on `#`, `*` or any key, so
   another terminator key is taken as any key.
-- `Enqueue`: routing does not exist yet, so the call is given straight back as
-  `QueueExited("no routing")` and the flow takes its overflow path.
+- `Enqueue`: the call is handed to routing (`hotline.queueing.RoutingService`), which plays music on
+  hold, rings agents and bridges; the caller's channel events go to it while the call is queued, and it
+  gives the call back with `QueueExited` when the wait runs out. Without routing (no routing file), or
+  for a queue routing does not know, the call is given straight back as `QueueExited("no routing")` and
+  the flow takes its overflow path.
 - `RequestCallback`: the engine records `callback_requested` and hangs up after its own prompts; the
   request waits for routing.
 
@@ -43,17 +46,21 @@ import math
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import structlog
 
 from hotline.asterisk.ari import AriClient, Event, channel_of
 from hotline.asterisk.errors import AriError, AriNotFound
+from hotline.features import handle_feature
 from hotline.store import EventWriter, StoreError, new_event
 from ivr import actions, events
 from ivr.flowset import FlowSet
 from ivr.session import Session
+
+if TYPE_CHECKING:
+    from hotline.queueing import RoutingService
 
 log = structlog.get_logger("hotline.calls")
 
@@ -61,8 +68,12 @@ Clock = Callable[[], datetime]
 
 #: Where `transfer:` targets go in the dialplan (dialplan/extensions.conf).
 TRANSFER_CONTEXT = "hotline-transfer"
-#: Why a queued call comes straight back to its flow until routing exists.
+#: Why a queued call comes straight back to its flow when routing cannot take it.
 NO_ROUTING = "no routing"
+#: The first `Stasis(hotline,...)` argument of the leg routing rings an agent on.
+AGENT_LEG = "agent"
+#: `Stasis(hotline,feature,login|logout|pause)`: an agent's feature code.
+FEATURE = "feature"
 
 
 def utc_now() -> datetime:
@@ -90,6 +101,7 @@ class CallRunner:
         caller_name: str | None = None,
         http: aiohttp.ClientSession | None = None,
         clock: Clock = utc_now,
+        routing: RoutingService | None = None,
     ) -> None:
         self.ari = ari
         self.channel_id = channel_id
@@ -105,7 +117,22 @@ class CallRunner:
         self._playbacks: dict[str, str] = {}  # ARI playback id -> engine playback id
         self._now = clock()
         self._transferred = False
+        self._routing = routing
+        self._queued = False  # routing holds the call: the channel's events go to it too
         self.task: asyncio.Task[None] | None = None
+
+    @property
+    def caller(self) -> str | None:
+        return self._start.caller
+
+    @property
+    def caller_name(self) -> str | None:
+        return self._start.caller_name
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """The nodes the caller went through."""
+        return self.session.path
 
     # --- feeding -----------------------------------------------------------------------------------
 
@@ -116,10 +143,14 @@ class CallRunner:
 
     def feed(self, event: events.Event) -> None:
         """Queue an engine event; it is handled after everything queued before it."""
+        if isinstance(event, events.QueueExited):
+            self._queued = False
         self._inbox.put_nowait(event)
 
     def feed_ari(self, event: Event) -> None:
         """Queue what an ARI event on this channel means to the engine (others are ignored)."""
+        if self._queued and self._routing is not None:
+            self._routing.caller_event(self.contact_id, event)
         kind = event.get("type")
         if kind == "ChannelDtmfReceived":
             self.feed(events.Digit(str(event.get("digit", ""))))
@@ -238,12 +269,27 @@ class CallRunner:
                 terminate_on=_terminate_on(action.terminator),
             )
         elif isinstance(action, actions.Enqueue):
-            log.info(
-                "no routing yet: the call takes the queue's overflow", channel=channel, queue=action.queue
-            )
-            self.feed(events.QueueExited(NO_ROUTING))
+            await self._enqueue(action)
         elif isinstance(action, actions.RequestCallback):
             log.info("call-back requested; it waits for routing", channel=channel, queue=action.queue)
+
+    async def _enqueue(self, action: actions.Enqueue) -> None:
+        if self._routing is None:
+            log.info(
+                "no routing: the call takes the queue's overflow", channel=self.channel_id, queue=action.queue
+            )
+            self.feed(events.QueueExited(NO_ROUTING))
+            return
+        self._queued = True
+        try:
+            taken = await self._routing.enqueue(self, action)
+        except Exception:
+            log.exception(
+                "routing could not take the call; it takes the queue's overflow", queue=action.queue
+            )
+            taken = False
+        if not taken:
+            self.feed(events.QueueExited(NO_ROUTING))
 
     def _fire(self, fired: events.TimerFired) -> None:
         self._timers.pop(fired.timer_id, None)
@@ -303,8 +349,13 @@ class CallRunner:
         else:
             await self.ari.set_variable(channel, "TRANSFER_TARGET", action.target)
             context, extension = TRANSFER_CONTEXT, "endpoint"
-        await self.ari.continue_in_dialplan(channel, context, extension, 1)
+        # StasisEnd may arrive before continue's answer does: mark the hand-off first
         self._transferred = True
+        try:
+            await self.ari.continue_in_dialplan(channel, context, extension, 1)
+        except AriError:
+            self._transferred = False
+            raise
 
 
 class CallApp:
@@ -325,6 +376,7 @@ class CallApp:
         *,
         http: aiohttp.ClientSession | None = None,
         clock: Clock = utc_now,
+        routing: RoutingService | None = None,
     ) -> None:
         self.ari = ari
         self._flows = flows
@@ -333,6 +385,7 @@ class CallApp:
         self._writer = writer
         self._http = http
         self._clock = clock
+        self.routing = routing
         self.calls: dict[str, CallRunner] = {}
 
     def flows(self) -> FlowSet:
@@ -349,13 +402,22 @@ class CallApp:
             await self._stasis_start(channel_id, event)
             return
         runner = self.calls.get(channel_id)
-        if runner is None:
-            return
-        runner.feed_ari(event)
+        if runner is not None:
+            runner.feed_ari(event)
+        elif self.routing is not None and self.routing.owns(channel_id):
+            self.routing.agent_event(event)
 
     async def _stasis_start(self, channel_id: str, event: Event) -> None:
-        if event.get("args"):
-            # agents' feature codes (`Stasis(hotline,feature,...)`) belong to routing, which is not here yet
+        args = event.get("args")
+        if args and args[0] == AGENT_LEG and self.routing is not None and self.routing.owns(channel_id):
+            self.routing.agent_event(event)
+            return
+        if args and args[0] == FEATURE:
+            # an agent's feature code (*21 log in, *22 log out, *23 pause) from the `agents` context
+            feature = str(args[1]) if len(args) > 1 else ""
+            await handle_feature(self.routing, self.ari, event.get("channel") or {"id": channel_id}, feature)
+            return
+        if args:
             log.info("not a hotline call; back to the dialplan", channel=channel_id, args=event.get("args"))
             with contextlib.suppress(AriError):
                 await self.ari.continue_in_dialplan(channel_id)
@@ -375,6 +437,7 @@ class CallApp:
                 dialed=dialed,
                 http=self._http,
                 clock=self._clock,
+                routing=self.routing,
             )
         except ValueError as e:
             log.error("no flow for the call; hanging up", channel=channel_id, dialed=dialed, error=str(e))

@@ -176,6 +176,14 @@ class AsteriskConfig(Section):
     agi: AgiConfig = Field(default_factory=AgiConfig)
 
 
+class RoutingSection(Section):
+    """Where the agents and queues are: without a file there is no routing, and a queued caller goes
+    straight to the flow's overflow."""
+
+    #: the routing file (routing.example.yaml shows one); None: no routing
+    file: Path | None = None
+
+
 class LogConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "console"
@@ -188,6 +196,7 @@ class Config(Section):
     api: ApiConfig = Field(default_factory=ApiConfig)
     flows: FlowsConfig = Field(default_factory=FlowsConfig)
     asterisk: AsteriskConfig = Field(default_factory=AsteriskConfig)
+    routing: RoutingSection = Field(default_factory=RoutingSection)
     log: LogConfig = Field(default_factory=LogConfig)
     _source: Path | None = PrivateAttr(default=None)
 
@@ -241,6 +250,9 @@ def load_config(path: Path | str | None = None, *, environ: Mapping[str, str] | 
         update={
             "data_dir": data_dir,
             "flows": config.flows.model_copy(update={"directory": base / config.flows.directory}),
+            "routing": config.routing.model_copy(
+                update={"file": base / config.routing.file if config.routing.file is not None else None}
+            ),
             "store": config.store.model_copy(
                 update={
                     "url": _anchor_sqlite(config.store.url, base)

@@ -46,9 +46,12 @@ from hotline.asterisk.fastagi import FastAgiServer
 from hotline.calls import CallApp, Clock, utc_now
 from hotline.config import Config
 from hotline.flowfiles import flows_in, load_flow_files
+from hotline.queueing import RoutingService
 from hotline.store import EventWriter, Store, StoreError, default_spool_dir, new_event, open_store
 from ivr.errors import FlowError, FlowErrors
 from ivr.flowset import FlowSet
+from routing.model import RoutingConfig
+from routing.router import Router
 
 log = structlog.get_logger("hotline.service")
 
@@ -224,6 +227,7 @@ class Service:
         drain_seconds: float = DRAIN_SECONDS,
         poll_seconds: float = POLL_SECONDS,
         adopt_grace: float = ADOPT_GRACE,
+        routing_config: RoutingConfig | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -237,6 +241,8 @@ class Service:
         self.calls: CallApp | None = None
         self.agi: FastAgiServer | None = None
         self.ami: AmiWatcher | None = None
+        self.routing: RoutingService | None = None
+        self._routing_config = routing_config
         self.api_address: tuple[str, int] | None = None
         self._stack = AsyncExitStack()
         self._stop = asyncio.Event()
@@ -314,6 +320,7 @@ class Service:
             self._stack.push_async_callback(agi.close)
 
         await self._start_ami()
+        await self._start_routing(ari, writer, store, calls)
         await self._start_api(store)
 
         watcher = asyncio.create_task(self.library.watch(self.poll_seconds), name="hotline-flow-watcher")
@@ -337,9 +344,31 @@ class Service:
         self.ami = watcher
         self._stack.push_async_callback(watcher.close)
 
+    async def _start_routing(self, ari: AriClient, writer: EventWriter, store: Store, calls: CallApp) -> None:
+        """Routing, when there is a routing file (or a config given in code): queued calls reach agents."""
+        config = self._routing_config
+        path = self.config.routing.file
+        if config is None and path is not None:
+            config = _load_routing(path)
+        if config is None:
+            log.info("no routing file: queued callers take the flow's overflow", fix="set routing.file")
+            return
+        routing = self.routing = RoutingService(
+            Router(config), ari, writer, config=config, clock=self.clock, ami=self.ami, store=store
+        )
+        await routing.start()
+        self._stack.push_async_callback(routing.close)
+        calls.routing = routing
+        log.info("routing started", agents=sorted(config.agents), queues=sorted(config.queues))
+        if path is not None and self._routing_config is None:
+            watcher = asyncio.create_task(
+                _watch_routing(routing, path, self.poll_seconds), name="hotline-routing-watcher"
+            )
+            self._stack.push_async_callback(_cancel, watcher)
+
     async def _start_api(self, store: Store) -> None:
         api = self.config.api
-        app = make_app(store, api.tokens)
+        app = make_app(store, api.tokens, routing=self.routing, clock=self.clock)
         app[SERVICE_HEALTH] = self.health
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -534,6 +563,50 @@ class Service:
         if self.writer is not None:
             details["writer"] = {"backlog": self.writer.backlog}
         return details
+
+
+def _load_routing(path: Path) -> RoutingConfig:
+    """The routing file, or ServiceError with every mistake in it."""
+    from hotline.routing_config import RoutingConfigError, load_routing_config
+
+    try:
+        return load_routing_config(path)
+    except RoutingConfigError as e:
+        raise ServiceError(list(e.errors)) from None
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+async def _watch_routing(routing: RoutingService, path: Path, interval: float) -> None:
+    """Reload the routing file when it changes; a file with a mistake is logged and the old config
+    stays live."""
+    from hotline.routing_config import RoutingConfigError, load_routing_config
+
+    seen = _file_stamp(path)
+    while True:
+        await asyncio.sleep(interval)
+        stamp = _file_stamp(path)
+        if stamp == seen:
+            continue
+        seen = stamp
+        try:
+            config = load_routing_config(path)
+        except RoutingConfigError as e:
+            for error in e.errors:
+                log.error(f"routing not reloaded: {error}")
+            log.error("routing not reloaded; the old agents and queues stay live until the file is fixed")
+            continue
+        except Exception:
+            log.exception("routing reload failed; the old agents and queues stay live")
+            continue
+        await routing.reload(config)
+        log.info("routing reloaded", agents=sorted(config.agents), queues=sorted(config.queues))
 
 
 def _log_failed_write(written: asyncio.Future[None]) -> None:

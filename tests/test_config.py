@@ -318,3 +318,14 @@ def test_a_missing_env_file_is_a_clear_error(tmp_path: Path) -> None:
     assert caught.value.errors == [
         f"{path}: env_file: cannot read {tmp_path / 'nope.env'}: No such file or directory"
     ]
+
+
+def test_routing_is_off_without_a_file_and_its_file_is_beside_the_config(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "routing: {}\n"), environ={}).routing.file is None
+    assert load_config(None, environ={}).routing.file is None
+    config = load_config(write(tmp_path, "routing:\n  file: conf/routing.yaml\n"), environ={})
+    assert config.routing.file == tmp_path / "conf" / "routing.yaml"
+    config = load_config(write(tmp_path, "routing: {file: /etc/hotline/routing.yaml}\n"), environ={})
+    assert config.routing.file == Path("/etc/hotline/routing.yaml")
+    path = write(tmp_path, "routing:\n  fle: routing.yaml\n")
+    assert errors_of(path) == [f"{path}:2:3: routing.fle: unknown key 'fle' (did you mean 'file'?)"]

@@ -10,16 +10,19 @@ import asyncio
 import hmac
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
 
 import structlog
 from aiohttp import web
 
+from hotline.api.agents import AGENT_ROUTES, close_streams
 from hotline.api.errors import ApiError, error_response
-from hotline.api.keys import BODY_LIMIT, OPENAPI, STORE, TOKENS
+from hotline.api.keys import BODY_LIMIT, CLOCK, OPENAPI, ROUTING, STORE, STREAMS, TOKENS
 from hotline.api.openapi import openapi_document
-from hotline.api.routes import ROUTES, Handler
+from hotline.api.routes import ROUTES, Handler, Route
 from hotline.config import Config
+from hotline.queueing import RoutingService
 from hotline.store.db import Store, open_store
 from hotline.store.errors import InvalidQuery, StoreUnavailable
 
@@ -27,15 +30,29 @@ log = structlog.get_logger("hotline.api")
 
 #: The largest request body: 10,000 customers with a few phones and attributes fit well within it.
 BODY_LIMIT_BYTES = 5 * 1024 * 1024
+#: Every route: the store's, then the agents' and supervisors'.
+ALL_ROUTES: tuple[Route, ...] = (*ROUTES, *AGENT_ROUTES)
 #: Routes a load balancer or a client generator may read without a token.
-OPEN_PATHS = frozenset(route.path for route in ROUTES if route.open)
+OPEN_PATHS = frozenset(route.path for route in ALL_ROUTES if route.open)
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="hotline"'}
 
 
-def make_app(store: Store, tokens: Sequence[str]) -> web.Application:
-    """The API over `store`; requests need one of `tokens` (with none, every request is refused)."""
+def make_app(
+    store: Store,
+    tokens: Sequence[str],
+    *,
+    routing: RoutingService | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> web.Application:
+    """The API over `store`; requests need one of `tokens` (with none, every request is refused).
+    With `routing`, the agent and queue routes control it (without, they answer `routing_disabled`);
+    `clock` is the service's, for the agents' time in state."""
     app = _application(tokens)
     app[STORE] = store
+    if routing is not None:
+        app[ROUTING] = routing
+    if clock is not None:
+        app[CLOCK] = clock
     return app
 
 
@@ -61,8 +78,10 @@ def _application(tokens: Sequence[str]) -> web.Application:
     )
     app[TOKENS] = tuple(dict.fromkeys(token.encode() for token in tokens))
     app[BODY_LIMIT] = BODY_LIMIT_BYTES
-    app[OPENAPI] = json.dumps(openapi_document(ROUTES), indent=2).encode()
-    for route in ROUTES:
+    app[OPENAPI] = json.dumps(openapi_document(ALL_ROUTES), indent=2).encode()
+    app[STREAMS] = set()
+    app.on_shutdown.append(close_streams)
+    for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     return app
 

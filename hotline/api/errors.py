@@ -9,8 +9,9 @@ The ids (with their HTTP status):
 - 401 ``unauthorized``
 - 404 ``not_found``
 - 405 ``method_not_allowed``
+- 409 ``illegal_transition``
 - 413 ``body_too_large``
-- 503 ``store_unavailable``
+- 503 ``store_unavailable``, ``routing_disabled``
 - 500 ``internal``
 """
 
@@ -33,9 +34,11 @@ ERROR_IDS: dict[str, int] = {
     "unauthorized": 401,
     "not_found": 404,
     "method_not_allowed": 405,
+    "illegal_transition": 409,
     "body_too_large": 413,
     "internal": 500,
     "store_unavailable": 503,
+    "routing_disabled": 503,
 }
 
 

@@ -20,9 +20,10 @@ _STATUS_TEXT = {
     401: "No token, or a wrong one",
     404: "Not found",
     405: "Method not allowed",
+    409: "Not allowed in the agent's state",
     413: "Body too large",
     500: "Internal error (the service log has the details)",
-    503: "The store does not answer",
+    503: "Not available",
 }
 #: every protected route may answer with these
 _ALWAYS = ("unauthorized", "internal", "store_unavailable")
@@ -67,13 +68,16 @@ def openapi_document(routes: Sequence[Route]) -> dict[str, Any]:
                 "content": {"application/json": {"schema": refs[(route.body, "validation")]}},
             }
         success: dict[str, Any] = {"description": _STATUS_TEXT[200]}
-        success["content"] = {
-            "application/json": {
-                "schema": refs[(route.response, "serialization")]
-                if route.response is not None
-                else {"type": "object"}
+        if route.content_type == "text/event-stream":
+            success["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+        else:
+            success["content"] = {
+                route.content_type: {
+                    "schema": refs[(route.response, "serialization")]
+                    if route.response is not None
+                    else {"type": "object"}
+                }
             }
-        }
         responses: dict[str, Any] = {"200": success}
         errors = route.errors if route.open else (*route.errors, *_ALWAYS)
         by_status: dict[int, list[str]] = {}
@@ -95,7 +99,8 @@ def openapi_document(routes: Sequence[Route]) -> dict[str, Any]:
             "title": "hotline API",
             "version": _version(),
             "description": "The contact store of the hotline: contacts with their KPIs and timelines, "
-            "customers, and every contact event for incremental sync. Send `Authorization: Bearer <token>` "
+            "customers, and every contact event for incremental sync; and, under `hotline serve` with "
+            "routing, the agents and queues: log in, pause, skills, waiting callers, a live event stream. Send `Authorization: Bearer <token>` "
             "with a token from the service config. Every error is "
             '`{"error": id, "message": ..., "details": ...}`; the ids are: ' + ", ".join(ERROR_IDS) + ".",
         },

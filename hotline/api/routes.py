@@ -61,6 +61,8 @@ class Route:
     open: bool = False
     description: str = ""
     path_params: dict[str, str] = field(default_factory=dict)
+    #: the media type of a 200 answer
+    content_type: str = "application/json"
 
 
 def respond(model: BaseModel, status: int = 200) -> web.Response:

@@ -1,0 +1,1 @@
+"""Skill-based routing (ACD): agents, queues, waiting contacts, wait estimates. Pure: events in, actions out."""
