@@ -428,6 +428,7 @@ class AmiWatcher:
         self._subscribers: list[ChangeCallback] = []
         self._loading = False
         self._manager: _Manager | None = None
+        self._refreshing: set[asyncio.Task[None]] = set()
         self._lost: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self._connected: asyncio.Event | None = None
@@ -473,6 +474,10 @@ class AmiWatcher:
         if name == "FullyBooted":
             self._booted = dict(event)
             self._logged_in_at = time.monotonic()
+            if self._manager is not None:
+                task = asyncio.get_running_loop().create_task(self._refresh())
+                self._refreshing.add(task)
+                task.add_done_callback(self._refreshing.discard)
         elif name in ("ContactStatus", "DeviceStateChange"):
             self._publish(self._table.apply(dict(event)))
 
@@ -611,18 +616,7 @@ class AmiWatcher:
                     manager,
                     actions.Action({"Action": "Filter", "Operation": "Add", "Filter": f"Event: {event}"}),
                 )
-            known, self._loading = self._table.states(), True
-            try:
-                for list_action, load in (
-                    ("PJSIPShowEndpoints", self._table.load_endpoints),
-                    ("PJSIPShowContacts", self._table.load_contacts),
-                    ("DeviceStateList", self._table.load_devices),
-                ):
-                    await self._send(manager, _Snapshot({"Action": list_action}, self._loader(load)))
-            finally:
-                self._loading = False
-                now = self._table.states()
-                self._publish({name: state for name, state in now.items() if known.get(name) != state})
+            await self._snapshot(manager)
         except BaseException:
             self._lost = None
             manager.close()
@@ -634,6 +628,32 @@ class AmiWatcher:
         self._last_error = "connection lost"
         self._change_state("connected", address=self.address, connections=self.connections)
         return manager
+
+    async def _snapshot(self, manager: _Manager) -> None:
+        """Load the phones' state from Asterisk's lists; subscribers get the net change at the end."""
+        known, self._loading = self._table.states(), True
+        try:
+            for list_action, load in (
+                ("PJSIPShowEndpoints", self._table.load_endpoints),
+                ("PJSIPShowContacts", self._table.load_contacts),
+                ("DeviceStateList", self._table.load_devices),
+            ):
+                await self._send(manager, _Snapshot({"Action": list_action}, self._loader(load)))
+        finally:
+            self._loading = False
+            now = self._table.states()
+            self._publish({name: state for name, state in now.items() if known.get(name) != state})
+
+    async def _refresh(self) -> None:
+        """Asterisk finished booting after we connected: what its lists said while it booted may be
+        incomplete, so read them again."""
+        manager = self._manager
+        if manager is None or self._loading:
+            return
+        try:
+            await self._snapshot(manager)
+        except Exception as e:  # the connection's own loop reports a lost connection
+            log.info("ami snapshot after boot failed", error=str(e))
 
     @staticmethod
     def _loader(
@@ -691,6 +711,10 @@ class AmiWatcher:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
+        for task in list(self._refreshing):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._manager is not None:
             self._manager.close()
             self._manager = None
