@@ -22,8 +22,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from hotline.api.errors import ApiError
-from hotline.api.keys import BODY_LIMIT, CLOCK, ROUTING, STREAM_KEEPALIVE, STREAMS
-from hotline.api.routes import Route, path_id, problems, respond
+from hotline.api.keys import CLOCK, ROUTING, STREAM_KEEPALIVE, STREAMS
+from hotline.api.routes import Route, path_id, problems, read_json, respond
 from hotline.api.schemas import UtcTime
 from hotline.queueing import RoutingService
 from routing.errors import IllegalTransition, InvalidSkills, UnknownAgent
@@ -181,16 +181,7 @@ def _out(view: Any, now: datetime) -> AgentOut:
 
 async def _body(request: web.Request, model: type[B], example: str) -> B:
     """The JSON body as `model`; too large a body is refused before it is read in full."""
-    limit = request.app[BODY_LIMIT]
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError("body_too_large", f"the body is larger than {limit} bytes", {"limit_bytes": limit})
-    raw = await request.read()
-    if not raw.strip():
-        raise ApiError("invalid_json", f"the body is empty; send {example}")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ApiError("invalid_json", f"the body is not JSON: {e}; send {example}") from None
+    data = await read_json(request, example, "a body here is a few bytes")
     try:
         return model.model_validate(data)
     except ValidationError as e:

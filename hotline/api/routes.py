@@ -183,27 +183,32 @@ async def get_customer(request: web.Request) -> web.Response:
     return respond(CustomerOut.model_validate(customer, from_attributes=True))
 
 
-async def read_json(request: web.Request) -> Any:
-    """The body as JSON; too large a body is refused before it is read in full."""
+async def read_json(
+    request: web.Request,
+    example: str = "a JSON list of customers",
+    too_large: str = "send the customers in several requests",
+) -> Any:
+    """The body as JSON; too large a body is refused before it is read in full. `example` says what to
+    send, `too_large` what to do about a body over the limit."""
     limit = request.app[BODY_LIMIT]
     if request.content_length is not None and request.content_length > limit:
-        raise _too_large(limit)
+        raise _too_large(limit, too_large)
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise _too_large(limit) from None
+        raise _too_large(limit, too_large) from None
     if not raw.strip():
-        raise ApiError("invalid_json", "the body is empty; send a JSON list of customers")
+        raise ApiError("invalid_json", f"the body is empty; send {example}")
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise ApiError("invalid_json", f"the body is not JSON: {e}") from None
 
 
-def _too_large(limit: int) -> ApiError:
+def _too_large(limit: int, hint: str) -> ApiError:
     return ApiError(
         "body_too_large",
-        f"the body is larger than {limit // (1024 * 1024)} MB; send the customers in several requests",
+        f"the body is larger than {limit // (1024 * 1024)} MB; {hint}",
         {"limit_bytes": limit},
     )
 
