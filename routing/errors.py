@@ -3,7 +3,9 @@
 RoutingError
  ├── IllegalTransition   an agent event the agent's state does not allow (the API answers 409)
  ├── UnknownAgent        an event names an agent the routing configuration does not have
- └── InvalidSkills       a live skill change with a level outside 1-10
+ ├── InvalidSkills       a live skill change with a level outside 1-10
+ ├── IllegalCallbackMove a call-back move its state does not allow (routing.callbacks)
+ └── InvalidCallbackPolicy  a retry policy that cannot work (routing.callbacks)
 """
 
 from __future__ import annotations

@@ -349,6 +349,13 @@ class Store:
             unique.setdefault(event.id, event)
         if not unique:
             return 0
+        async with self._write(lock=True) as conn:
+            return await self.append_in(conn, list(unique.values()))
+
+    async def append_in(self, conn: AsyncConnection, events: Sequence[ContactEvent]) -> int:
+        """The append path inside a transaction the caller holds (with the write lock): for a state
+        change elsewhere in the store that must commit together with its contact events. `events` are
+        valid and have distinct ids; returns how many were new."""
         rows = [
             {
                 "id": e.id,
@@ -358,29 +365,30 @@ class Store:
                 "call_id": e.call_id,
                 "data": e.data,
             }
-            for e in unique.values()
+            for e in events
         ]
+        if not rows:
+            return 0
         insert = (
             self._insert(contact_events)
             .on_conflict_do_nothing(index_elements=["id"])
             .returning(contact_events.c.seq, contact_events.c.id)
         )
-        async with self._write(lock=True) as conn:
-            seq_of: dict[str, int] = {}
-            for chunk in _chunks(rows):
-                result = await conn.execute(insert, list(chunk))
-                seq_of.update((row.id, int(row.seq)) for row in result)
-            if not seq_of:
-                return 0
-            fresh = sorted(
-                (
-                    StoredEvent(seq_of[e.id], e.id, e.type, e.at, e.contact_id, e.call_id, e.data)
-                    for e in unique.values()
-                    if e.id in seq_of
-                ),
-                key=lambda e: e.seq,
-            )
-            await self._project(conn, fresh)
+        seq_of: dict[str, int] = {}
+        for chunk in _chunks(rows):
+            result = await conn.execute(insert, list(chunk))
+            seq_of.update((row.id, int(row.seq)) for row in result)
+        if not seq_of:
+            return 0
+        fresh = sorted(
+            (
+                StoredEvent(seq_of[e.id], e.id, e.type, e.at, e.contact_id, e.call_id, e.data)
+                for e in events
+                if e.id in seq_of
+            ),
+            key=lambda e: e.seq,
+        )
+        await self._project(conn, fresh)
         return len(seq_of)
 
     async def _project(self, conn: AsyncConnection, fresh: Sequence[StoredEvent]) -> None:

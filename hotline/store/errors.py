@@ -7,6 +7,7 @@ StoreError
  ├── InvalidCursor      a page cursor that this store did not hand out
  ├── InvalidQuery       a query argument out of range (a limit of 0, an until before since, ...)
  ├── InvalidStoreURL    a database URL that names no supported backend
+ ├── InvalidCallback    a call-back that cannot be stored (hotline.store.callbacks)
  ├── SchemaOutOfDate    the database is not at the schema this version needs (run `hotline db upgrade`)
  ├── StoreUnavailable   the database cannot be reached, is locked or does not answer (retry later)
  └── WriterStopped      an event was submitted to an event writer that is not running

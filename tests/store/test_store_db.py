@@ -167,8 +167,15 @@ async def test_migrations_run_from_empty_and_match_the_tables(store_url: str) ->
             assert await conn.run_sync(_schema_diff) == []
     finally:
         await engine.dispose()
-    assert tables == {"alembic_version", "contact_events", "contacts", "customers", "customer_phones"}
-    assert revisions == ["0001"]
+    assert tables == {
+        "alembic_version",
+        "contact_events",
+        "contacts",
+        "customers",
+        "customer_phones",
+        "callbacks",
+    }
+    assert revisions == ["0002"]
     opened = await open_store(store_url, migrate=False)
     try:
         assert await opened.append([new_event("hung_up", "c1", at=at(0))]) == 1
