@@ -30,7 +30,9 @@ How actions are carried out:
   for a queue routing does not know, the call is given straight back as `QueueExited("no routing")` and
   the flow takes its overflow path.
 - `RequestCallback`: the engine records `callback_requested` and hangs up after its own prompts; the
-  request waits for routing.
+  runner stores the call-back (`hotline.store.CallbackStore`) on the call's contact, due at once, with
+  the queue's call-back expiry and time zone when routing has the queue. A call-back the store refuses
+  (a number that is not E.164) or cannot take is logged; the call goes on as the flow says.
 
 When Asterisk refuses a prompt, a recording or a transfer (an ARI error other than "channel gone"), the
 engine is told it ended (`PlaybackFinished`, `RecordingFinished` with no duration, `TransferFailed`), so
@@ -55,9 +57,11 @@ from hotline.asterisk.ari import AriClient, Event, channel_of
 from hotline.asterisk.errors import AriError, AriNotFound
 from hotline.features import handle_feature
 from hotline.store import EventWriter, StoreError, new_event
+from hotline.store.callbacks import Callback, CallbackStore
 from ivr import actions, events
 from ivr.flowset import FlowSet
 from ivr.session import Session
+from routing.callbacks import RetryPolicy
 
 if TYPE_CHECKING:
     from hotline.queueing import RoutingService
@@ -74,6 +78,8 @@ NO_ROUTING = "no routing"
 AGENT_LEG = "agent"
 #: `Stasis(hotline,feature,login|logout|pause)`: an agent's feature code.
 FEATURE = "feature"
+#: Call-back ids of IVR requests come from the contact, so one call stores at most one call-back.
+_CALLBACK_IDS = uuid.UUID("0d7c2b1e-5a4f-4c3b-9e8d-7f6a5b4c3d2e")
 
 
 def utc_now() -> datetime:
@@ -102,6 +108,7 @@ class CallRunner:
         http: aiohttp.ClientSession | None = None,
         clock: Clock = utc_now,
         routing: RoutingService | None = None,
+        callbacks: CallbackStore | None = None,
     ) -> None:
         self.ari = ari
         self.channel_id = channel_id
@@ -119,6 +126,7 @@ class CallRunner:
         self._transferred = False
         self._routing = routing
         self._queued = False  # routing holds the call: the channel's events go to it too
+        self._callbacks = callbacks
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -271,7 +279,49 @@ class CallRunner:
         elif isinstance(action, actions.Enqueue):
             await self._enqueue(action)
         elif isinstance(action, actions.RequestCallback):
-            log.info("call-back requested; it waits for routing", channel=channel, queue=action.queue)
+            await self.request_callback(action)
+
+    async def request_callback(self, action: actions.RequestCallback) -> Callback | None:
+        """Store the caller's call-back, due now, on this call's contact (None: not stored, and logged).
+
+        The store write is awaited before the engine's next action (its "we will call you back"), so
+        the caller hangs up only once the call-back is durable; a failure never breaks the call.
+        """
+        if self._callbacks is None:
+            log.info("call-back requested; no store to keep it", channel=self.channel_id, queue=action.queue)
+            return None
+        policy, time_zone = RetryPolicy(), "UTC"
+        queue = None if self._routing is None else self._routing.config.queues.get(action.queue)
+        if queue is not None and queue.callback is not None:
+            policy, time_zone = queue.callback.retry_policy(), queue.callback.time_zone
+        now = self._now
+        try:
+            stored = await self._callbacks.create(
+                number=action.number,
+                now=now,
+                next_attempt_at=now,
+                queue=action.queue,
+                skills=action.skills,
+                priority=action.priority,
+                contact_id=self.contact_id,
+                time_zone=time_zone,
+                expires_at=policy.expires_at(now),
+                callback_id=uuid.uuid5(_CALLBACK_IDS, self.contact_id).hex,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.error(
+                "call-back not stored",
+                channel=self.channel_id,
+                contact=self.contact_id,
+                queue=action.queue,
+                number=action.number,
+                error=str(e),
+            )
+            return None
+        log.info("call-back stored", channel=self.channel_id, callback=stored.id, queue=action.queue)
+        return stored
 
     async def _enqueue(self, action: actions.Enqueue) -> None:
         if self._routing is None:
@@ -377,6 +427,7 @@ class CallApp:
         http: aiohttp.ClientSession | None = None,
         clock: Clock = utc_now,
         routing: RoutingService | None = None,
+        callbacks: CallbackStore | None = None,
     ) -> None:
         self.ari = ari
         self._flows = flows
@@ -386,6 +437,7 @@ class CallApp:
         self._http = http
         self._clock = clock
         self.routing = routing
+        self.callbacks = callbacks
         self.calls: dict[str, CallRunner] = {}
 
     def flows(self) -> FlowSet:
@@ -438,6 +490,7 @@ class CallApp:
                 http=self._http,
                 clock=self._clock,
                 routing=self.routing,
+                callbacks=self.callbacks,
             )
         except ValueError as e:
             log.error("no flow for the call; hanging up", channel=channel_id, dialed=dialed, error=str(e))

@@ -47,7 +47,15 @@ from hotline.calls import CallApp, Clock, utc_now
 from hotline.config import Config
 from hotline.flowfiles import flows_in, load_flow_files
 from hotline.queueing import RoutingService
-from hotline.store import EventWriter, Store, StoreError, default_spool_dir, new_event, open_store
+from hotline.store import (
+    CallbackStore,
+    EventWriter,
+    Store,
+    StoreError,
+    default_spool_dir,
+    new_event,
+    open_store,
+)
 from ivr.errors import FlowError, FlowErrors
 from ivr.flowset import FlowSet
 from routing.model import RoutingConfig
@@ -295,7 +303,13 @@ class Service:
         )
         self._stack.push_async_callback(ari.close)
         calls = self.calls = CallApp(
-            ari, self.library.current, config.flows.numbers, config.flows.default, writer, clock=self.clock
+            ari,
+            self.library.current,
+            config.flows.numbers,
+            config.flows.default,
+            writer,
+            clock=self.clock,
+            callbacks=CallbackStore(store),
         )
         self._stack.push_async_callback(calls.close)
         self._stack.push_async_callback(self._drain)

@@ -134,7 +134,7 @@ def zone(name: str) -> tzinfo:
     """The IANA time zone `name`; raises InvalidCallbackPolicy naming it when it is unknown."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise InvalidCallbackPolicy(
             f"time zone {name!r} is not an IANA time zone name; write it like Europe/Warsaw or America/New_York"
         ) from None

@@ -17,9 +17,12 @@ uses them as they are.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from routing.callbacks import WEEKDAYS, RetryPolicy, Span, Window, zone
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$", max_length=64)]
 Level = Annotated[int, Field(ge=1, le=10)]
@@ -58,6 +61,90 @@ class EscalationStep(Strict):
     skills: Skills = Field(default_factory=dict)
 
 
+_HOURS = re.compile(r"^([0-2][0-9]):([0-5][0-9])\s*-\s*([0-2][0-9]):([0-5][0-9])$")
+
+
+def _days(text: str) -> list[int]:
+    """`mon-fri`, `sat`, `mon,wed,fri` or `sat-sun` as weekday numbers (0 = Monday)."""
+    days: list[int] = []
+    for part in text.split(","):
+        first, _, last = part.strip().lower().partition("-")
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+            raise ValueError(
+                f"'{text}' is not a day or a range of days; write days as mon, tue, wed, thu, fri, sat, sun, "
+                "a range like mon-fri, or a list like mon,wed"
+            )
+        start, end = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+        if end < start:
+            raise ValueError(f"'{part.strip()}' runs backwards; write the earlier day first, like mon-fri")
+        days += range(start, end + 1)
+    return days
+
+
+def _spans(days: str, text: str) -> list[tuple[int, int]]:
+    """`08:00-18:00`, or several as `08:00-12:00, 13:00-17:00`, in minutes after midnight."""
+    spans = []
+    for part in text.split(","):
+        match = _HOURS.match(part.strip())
+        if not match:
+            raise ValueError(
+                f"{days}: '{part.strip()}' is not opening hours; write them as HH:MM-HH:MM, like 08:00-18:00"
+            )
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        start, end = h1 * 60 + m1, h2 * 60 + m2
+        if h1 > 23 or h2 > 24 or end > 24 * 60:
+            raise ValueError(f"{days}: '{part.strip()}' has an hour past 24:00; the day ends at 24:00")
+        if end <= start:
+            raise ValueError(
+                f"{days}: '{part.strip()}' ends before it starts; hours crossing midnight are written on "
+                "two days, like 'fri': '22:00-24:00' and 'sat': '00:00-02:00'"
+            )
+        spans.append((start, end))
+    return spans
+
+
+def parse_hours(hours: dict[str, str]) -> Window:
+    """Weekly opening hours as written in the routing file (`{"mon-fri": "08:00-18:00"}`) as a Window;
+    no hours at all means always open."""
+    if not hours:
+        return Window.always()
+    spans = []
+    for days, text in hours.items():
+        for start, end in _spans(days, text):
+            spans += [Span(day, start, end) for day in _days(days)]
+    return Window(tuple(sorted(set(spans), key=lambda s: (s.day, s.start, s.end))))
+
+
+class CallbackPolicyConfig(Strict):
+    """A queue's call-back rules: attempts in all, seconds between them, seconds after the request the
+    call-back is still worth making, the customer's time zone when they do not give theirs, and the
+    weekly hours in which customers may be called (read in the customer's time zone)."""
+
+    attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    delay: Annotated[float, Field(ge=0, le=7 * 24 * 3600)] = 300.0
+    expiry: Annotated[float, Field(gt=0, le=90 * 24 * 3600)] = 24 * 3600.0
+    time_zone: Annotated[str, Field(min_length=1, max_length=64)] = "UTC"
+    hours: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _readable_hours(cls, value: dict[str, str]) -> dict[str, str]:
+        parse_hours(value)
+        return value
+
+    def window(self) -> Window:
+        return parse_hours(self.hours)
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(attempts=self.attempts, delay=self.delay, expiry=self.expiry, window=self.window())
+
+
 class QueueConfig(Strict):
     """A queue: who may take its callers, in which order, and what the caller hears while waiting."""
 
@@ -71,6 +158,8 @@ class QueueConfig(Strict):
     ring_timeout: Annotated[float, Field(gt=0, le=300)] = 15.0
     escalation: tuple[EscalationStep, ...] = ()
     priority_aging: Annotated[float, Field(ge=0, le=100)] = 0.0
+    #: None: call-backs for this queue follow the default `RetryPolicy` (3 attempts, any time, in UTC)
+    callback: CallbackPolicyConfig | None = None
 
     @model_validator(mode="after")
     def _steps_in_order(self) -> QueueConfig:

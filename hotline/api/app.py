@@ -17,6 +17,7 @@ import structlog
 from aiohttp import web
 
 from hotline.api.agents import AGENT_ROUTES, close_streams
+from hotline.api.callbacks import CALLBACK_ROUTES
 from hotline.api.errors import ApiError, error_response
 from hotline.api.keys import BODY_LIMIT, CLOCK, OPENAPI, ROUTING, STORE, STREAMS, TOKENS
 from hotline.api.openapi import openapi_document
@@ -30,8 +31,8 @@ log = structlog.get_logger("hotline.api")
 
 #: The largest request body: 10,000 customers with a few phones and attributes fit well within it.
 BODY_LIMIT_BYTES = 5 * 1024 * 1024
-#: Every route: the store's, then the agents' and supervisors'.
-ALL_ROUTES: tuple[Route, ...] = (*ROUTES, *AGENT_ROUTES)
+#: Every route: the store's, then the agents' and supervisors', then the call-backs'.
+ALL_ROUTES: tuple[Route, ...] = (*ROUTES, *AGENT_ROUTES, *CALLBACK_ROUTES)
 #: Routes a load balancer or a client generator may read without a token.
 OPEN_PATHS = frozenset(route.path for route in ALL_ROUTES if route.open)
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="hotline"'}

@@ -5,11 +5,12 @@
 The ids (with their HTTP status):
 
 - 400 ``invalid_query``, ``invalid_cursor``, ``invalid_id``, ``invalid_json``, ``invalid_body``,
-  ``too_many_customers``
+  ``too_many_customers``, ``invalid_number``, ``unknown_queue``, ``window_in_the_past``,
+  ``window_outside_hours``, ``time_in_the_past``
 - 401 ``unauthorized``
 - 404 ``not_found``
 - 405 ``method_not_allowed``
-- 409 ``illegal_transition``
+- 409 ``illegal_transition``, ``callback_final``
 - 413 ``body_too_large``
 - 503 ``store_unavailable``, ``routing_disabled``
 - 500 ``internal``
@@ -31,10 +32,16 @@ ERROR_IDS: dict[str, int] = {
     "invalid_json": 400,
     "invalid_body": 400,
     "too_many_customers": 400,
+    "invalid_number": 400,
+    "unknown_queue": 400,
+    "window_in_the_past": 400,
+    "window_outside_hours": 400,
+    "time_in_the_past": 400,
     "unauthorized": 401,
     "not_found": 404,
     "method_not_allowed": 405,
     "illegal_transition": 409,
+    "callback_final": 409,
     "body_too_large": 413,
     "internal": 500,
     "store_unavailable": 503,

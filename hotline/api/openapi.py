@@ -16,6 +16,7 @@ from hotline.api.schemas import ErrorBody
 _REF = "#/components/schemas/{model}"
 _STATUS_TEXT = {
     200: "OK",
+    201: "Created",
     400: "Bad input",
     401: "No token, or a wrong one",
     404: "Not found",
@@ -25,6 +26,8 @@ _STATUS_TEXT = {
     500: "Internal error (the service log has the details)",
     503: "Not available",
 }
+#: a 409 of the call-back routes is about the call-back's state, not an agent's
+_CALLBACK_CONFLICT = "Not allowed in the call-back's state"
 #: every protected route may answer with these
 _ALWAYS = ("unauthorized", "internal", "store_unavailable")
 
@@ -67,7 +70,7 @@ def openapi_document(routes: Sequence[Route]) -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": refs[(route.body, "validation")]}},
             }
-        success: dict[str, Any] = {"description": _STATUS_TEXT[200]}
+        success: dict[str, Any] = {"description": _STATUS_TEXT[route.status]}
         if route.content_type == "text/event-stream":
             success["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
         else:
@@ -78,14 +81,15 @@ def openapi_document(routes: Sequence[Route]) -> dict[str, Any]:
                     else {"type": "object"}
                 }
             }
-        responses: dict[str, Any] = {"200": success}
+        responses: dict[str, Any] = {str(route.status): success}
         errors = route.errors if route.open else (*route.errors, *_ALWAYS)
         by_status: dict[int, list[str]] = {}
         for error in (*errors, "method_not_allowed"):
             by_status.setdefault(ERROR_IDS[error], []).append(error)
         for status, ids in sorted(by_status.items()):
+            text = _CALLBACK_CONFLICT if "callback_final" in ids else _STATUS_TEXT[status]
             responses[str(status)] = {
-                "description": f"{_STATUS_TEXT[status]}: error {' or '.join(ids)}",
+                "description": f"{text}: error {' or '.join(ids)}",
                 "content": {"application/json": {"schema": error_ref}},
             }
         operation["responses"] = responses

@@ -61,8 +61,10 @@ class Route:
     open: bool = False
     description: str = ""
     path_params: dict[str, str] = field(default_factory=dict)
-    #: the media type of a 200 answer
+    #: the media type of a success answer
     content_type: str = "application/json"
+    #: the status of a success answer (201 for a route that creates)
+    status: int = 200
 
 
 def respond(model: BaseModel, status: int = 200) -> web.Response:
