@@ -178,6 +178,16 @@ class _Stream:
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(STREAM_BACKLOG))
 
 
+class OfferTaker(Protocol):
+    """Handles the router's offers of contacts it owns, instead of the service ringing for a caller."""
+
+    def owns(self, contact_id: str) -> bool: ...
+
+    async def offer(self, action: actions.OfferContact) -> None: ...
+
+    async def cancel(self, contact_id: str, agent_id: str) -> None: ...
+
+
 class RoutingService:
     """The router, its timers, and the agents' legs over ARI. `start()` before use, `close()` at the end."""
 
@@ -207,6 +217,7 @@ class RoutingService:
         self._call_ids: dict[str, str] = {}  # contact id -> the caller's channel
         self._reachable: dict[str, bool] = {}  # agent id -> what the router was last told
         self._streams: set[_Stream] = set()
+        self._takers: list[OfferTaker] = []
         self._unsubscribe: Callable[[], None] | None = None
 
     # --- start and stop -----------------------------------------------------------------------------
@@ -389,13 +400,32 @@ class RoutingService:
             if timer is not None:
                 timer.cancel()
         elif isinstance(action, actions.OfferContact):
-            await self._offer(action)
+            taker = self._taker_of(action.contact_id)
+            await (taker.offer(action) if taker is not None else self._offer(action))
         elif isinstance(action, actions.CancelOffer):
-            await self._cancel_offer(action.contact_id, action.agent_id)
+            taker = self._taker_of(action.contact_id)
+            if taker is not None:
+                await taker.cancel(action.contact_id, action.agent_id)
+            else:
+                await self._cancel_offer(action.contact_id, action.agent_id)
         elif isinstance(action, actions.AnnouncePosition):
             await self._announce(action)
         elif isinstance(action, actions.Overflow):
             await self._overflow(action)
+
+    def take_offers(self, taker: OfferTaker) -> Callable[[], None]:
+        """Let `taker` ring agents for the contacts it owns (call-back placeholders, which have no caller
+        on a channel); returns a function that gives those offers back."""
+        self._takers.append(taker)
+
+        def release() -> None:
+            if taker in self._takers:
+                self._takers.remove(taker)
+
+        return release
+
+    def _taker_of(self, contact_id: str) -> OfferTaker | None:
+        return next((taker for taker in self._takers if taker.owns(contact_id)), None)
 
     def _timer_fired(self, timer_id: str) -> None:
         self._timers.pop(timer_id, None)

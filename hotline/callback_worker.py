@@ -1,0 +1,456 @@
+"""The call-back worker: due call-backs from the store become placeholders in the router, and an agent
+who is offered one is rung first, told whom they are calling, then bridged to the customer it dials.
+
+The store (`CallbackStore`) makes each call-back happen once: the worker claims it under a lease, keeps
+the lease renewed while the placeholder waits and while it dials, counts the attempt (`start_dial`)
+before the customer's phone rings, and settles it with the queue's retry policy (`record_attempt`).
+At start-up `recover()` settles what a crashed worker with the same name left behind.
+
+The worker speaks to Asterisk on its own Stasis app (its `ari` client), so its agents' and customers'
+legs never reach the call app. The router offers a placeholder like any caller; `RoutingService` has
+no caller to bridge for it, so the worker takes the router's `OfferContact` and `CancelOffer` for its
+placeholders and hands every other contact's on to the service unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from hotline.asterisk.ari import CHANNEL_END_EVENTS, AriClient, Event, channel_of
+from hotline.asterisk.errors import AriError
+from hotline.queueing import CAUSES, RoutingService, caller_id, utc_now
+from hotline.store.callbacks import Callback, CallbackStore
+from routing import actions, events
+from routing.callbacks import Outcome, RetryPolicy
+from routing.errors import RoutingError
+
+log = structlog.get_logger("hotline.callback_worker")
+
+Clock = Callable[[], datetime]
+#: Where the customer is dialed; `{number}` is the call-back's number in E.164 form.
+DIAL = "PJSIP/{number}@hotline-trunk"
+#: The prompt of the whisper, before the number's digits.
+WHISPER = "sound:to-call-this-number"
+#: Q.850 causes of a customer's leg that ended before answering, as call-back outcomes.
+OUTCOMES: dict[int, Outcome] = {
+    17: "busy",
+    16: "no_answer",
+    18: "no_answer",
+    19: "no_answer",
+    21: "no_answer",
+}
+
+#: A dial's status (ARI's `Dial` event) as a call-back outcome.
+DIAL_STATUSES: dict[str, Outcome] = {
+    "BUSY": "busy",
+    "NOANSWER": "no_answer",
+    "CANCEL": "no_answer",
+    "CONGESTION": "failed",
+    "CHANUNAVAIL": "failed",
+}
+
+
+def no_caller_id(queue: str | None) -> str | None:
+    return None
+
+
+def whisper(callback: Callback) -> list[str]:
+    """What the agent hears before the customer is dialed: the number about to be called."""
+    return [WHISPER, "digits:" + "".join(c for c in callback.number if c.isdigit())]
+
+
+@dataclass
+class Held:
+    """A call-back this worker holds: its placeholder in the router, and the legs of the attempt."""
+
+    callback: Callback
+    contact_id: str
+    agent_id: str | None = None
+    agent_leg: str | None = None
+    customer_leg: str | None = None
+    bridge_id: str | None = None
+    cancelled: bool = False
+    task: asyncio.Task[None] | None = None
+
+
+class CallbackWorker:
+    """Claims due call-backs and dials them agent-first. `start()` before use, `close()` at the end."""
+
+    def __init__(
+        self,
+        callbacks: CallbackStore,
+        routing: RoutingService,
+        ari: AriClient,
+        *,
+        owner: str,
+        policy_for: Callable[[str | None], RetryPolicy],
+        clock: Clock = utc_now,
+        poll: float = 1.0,
+        lease: float = 60.0,
+        dial: str = DIAL,
+        caller_id_for: Callable[[str | None], str | None] = no_caller_id,
+        dial_timeout: float = 30.0,
+        whisper: Callable[[Callback], list[str]] = whisper,
+        whisper_timeout: float = 30.0,
+    ) -> None:
+        self.callbacks = callbacks
+        self.routing = routing
+        self.ari = ari
+        self.owner = owner
+        self.policy_for = policy_for
+        self.poll = poll
+        self.lease = lease
+        self.dial = dial
+        self.caller_id_for = caller_id_for
+        self.dial_timeout = dial_timeout
+        self.whisper = whisper
+        self.whisper_timeout = whisper_timeout
+        self._clock = clock
+        self._held: dict[str, Held] = {}  # placeholder contact id -> the call-back
+        self._talking: dict[str, Held] = {}  # bridge id -> a call-back whose agent and customer talk
+        self._legs: dict[str, asyncio.Queue[Event]] = {}  # our leg's channel id -> its events
+        self._loop_task: asyncio.Task[None] | None = None
+        self._release: Callable[[], None] | None = None
+
+    @property
+    def held(self) -> list[Callback]:
+        """The call-backs this worker holds now (waiting as placeholders or being dialed)."""
+        return [h.callback for h in self._held.values()]
+
+    # --- start and stop -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Settle what this worker's name left behind, take the placeholders' offers, start the loop."""
+        now = self._clock()
+        recovered = await self.callbacks.recover(
+            self.owner, now, lambda cb: self.policy_for(cb.queue).next_attempt(cb, "failed", now)
+        )
+        for cb in recovered:
+            log.info("call-back recovered after a restart", callback=cb.id, state=cb.state)
+        self._release = self.routing.take_offers(self)
+        self.ari.start(self.handle_event)
+        await self.ari.wait_connected(5)
+        self._loop_task = asyncio.create_task(self._run(), name="hotline-callbacks")
+
+    async def close(self) -> None:
+        """Stop claiming; hang up the legs still up (their call-backs' leases lapse and are recovered)."""
+        task, self._loop_task = self._loop_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for held in [*self._held.values(), *self._talking.values()]:
+            if held.task is not None:
+                held.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await held.task
+            await self._hang_up(held.agent_leg, held.customer_leg)
+            if held.bridge_id is not None:
+                with contextlib.suppress(AriError):
+                    await self.ari.destroy_bridge(held.bridge_id)
+        self._held.clear()
+        self._talking.clear()
+        if self._release is not None:
+            self._release()
+            self._release = None
+        await self.ari.close()
+
+    # --- the router's offers of our placeholders (RoutingService.take_offers) -------------------------
+
+    def owns(self, contact_id: str) -> bool:
+        return contact_id in self._held
+
+    async def offer(self, action: actions.OfferContact) -> None:
+        held = self._held[action.contact_id]
+        held.task = asyncio.create_task(self._attempt(held, action), name=f"callback-{held.callback.id}")
+
+    async def cancel(self, contact_id: str, agent_id: str) -> None:
+        held = self._held[contact_id]
+        if held.agent_id == agent_id and held.customer_leg is None:
+            held.cancelled = True
+            await self._hang_up(held.agent_leg)
+
+    # --- the loop -----------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("call-back round failed; trying again", owner=self.owner)
+            await asyncio.sleep(self.poll)
+
+    async def tick(self) -> None:
+        """One round: expire, renew what we hold, claim what is due and queue its placeholder."""
+        now = self._clock()
+        for cb in await self.callbacks.expire(now):
+            log.info("call-back expired", callback=cb.id)
+        await self._renew(now)
+        for cb in await self.callbacks.claim_due(self.owner, now, self.lease):
+            await self._queue(Held(cb, uuid.uuid4().hex))
+
+    async def _renew(self, now: datetime) -> None:
+        for contact_id, held in list(self._held.items()):
+            until = held.callback.lease_until
+            if until is not None and until - now > timedelta(seconds=self.lease / 2):
+                continue
+            renewed = await self.callbacks.renew(held.callback.id, self.owner, now, self.lease)
+            if renewed is not None:
+                held.callback = renewed
+                continue
+            if held.customer_leg is not None or held.task is not None:
+                continue  # the attempt's own outcome settles it (and is refused if it is no longer ours)
+            log.info("call-back no longer ours; its placeholder leaves the queue", callback=held.callback.id)
+            del self._held[contact_id]
+            with contextlib.suppress(RoutingError):
+                await self.routing.submit(events.ContactLeft(contact_id, reason="cancelled"))
+
+    async def _queue(self, held: Held) -> None:
+        cb = held.callback
+        if cb.queue is None:
+            log.warning(
+                "call-back has no queue; it waits until its lease lapses",
+                callback=cb.id,
+                fix="give call-backs a queue that is in the routing file",
+            )
+            return
+        self._held[held.contact_id] = held
+        queued = events.ContactQueued(
+            contact_id=held.contact_id,
+            queue=cb.queue,
+            skills=dict(cb.skills) or None,
+            priority=cb.priority,
+            callback=True,
+            caller=cb.number,
+        )
+        try:
+            done = await self.routing.submit(queued)
+        except RoutingError as e:
+            del self._held[held.contact_id]
+            log.warning("routing refused the call-back; it waits until its lease lapses", error=str(e))
+            return
+        if any(isinstance(a, actions.Overflow) and a.contact_id == held.contact_id for a in done):
+            self._held.pop(held.contact_id, None)
+            log.info(
+                "no agent can take the call-back now; it is queued again when its lease lapses",
+                callback=cb.id,
+            )
+            return
+        log.info("call-back placeholder queued", callback=cb.id, contact=held.contact_id, queue=cb.queue)
+
+    # --- one attempt ----------------------------------------------------------------------------------
+
+    async def _attempt(self, held: Held, offer: actions.OfferContact) -> None:
+        try:
+            await self._ring_agent(held, offer)
+        except Exception:
+            log.exception("call-back attempt failed", callback=held.callback.id)
+        finally:
+            if held.task is asyncio.current_task():
+                held.task = None
+
+    async def _ring_agent(self, held: Held, offer: actions.OfferContact) -> None:
+        cb = held.callback
+        agent = self.routing.config.agents.get(offer.agent_id)
+        leg = held.agent_leg = uuid.uuid4().hex
+        held.agent_id = offer.agent_id
+        held.cancelled = False
+        self._legs[leg] = asyncio.Queue()
+        if agent is None:
+            await self._agent_missed(held, "failed")
+            return
+        try:
+            await self.ari.originate(
+                agent.endpoint,
+                self.ari.app,
+                leg,
+                app_args=f"callback,{held.contact_id}",
+                caller_id=caller_id(cb.number, None),
+                timeout=math.ceil(offer.ring_timeout) + 1,
+                variables={"HOTLINE_CONTACT": held.contact_id, "HOTLINE_AGENT": offer.agent_id},
+            )
+        except AriError as e:
+            log.warning("could not ring the agent for a call-back", agent=offer.agent_id, error=str(e))
+            await self._agent_missed(held, "failed")
+            return
+        event = await self._next(leg, offer.ring_timeout, "StasisStart", *CHANNEL_END_EVENTS)
+        if event is None or event["type"] != "StasisStart":
+            await self._hang_up(leg)
+            cause = None if event is None else event.get("cause")
+            reason = CAUSES.get(cause, "failed") if isinstance(cause, int) and cause else "no answer"
+            await self._agent_missed(held, reason)
+            return
+        try:
+            await self.routing.submit(events.AgentAnswered(offer.agent_id, held.contact_id))
+        except RoutingError as e:
+            log.warning("routing refused the agent's answer; hanging up the agent", error=str(e))
+            self._forget(leg)
+            await self._hang_up(leg)
+            return
+        if not await self._whisper(held, leg):
+            await self._agent_ended(held, by="agent")
+            self._held.pop(held.contact_id, None)
+            await self._queue(Held(held.callback, uuid.uuid4().hex))
+            return
+        await self._dial_customer(held, leg)
+
+    async def _agent_missed(self, held: Held, reason: str) -> None:
+        """The agent did not take the call-back: the router pauses them and offers it to the next."""
+        self._forget(held.agent_leg)
+        agent_id, held.agent_id, held.agent_leg = held.agent_id, None, None
+        if held.cancelled or agent_id is None:
+            return
+        with contextlib.suppress(RoutingError):
+            await self.routing.submit(events.AgentNoAnswer(agent_id, held.contact_id, reason))
+
+    async def _whisper(self, held: Held, leg: str) -> bool:
+        """Tell the agent whom they are calling; False when the agent hung up meanwhile."""
+        try:
+            await self.ari.play(leg, self.whisper(held.callback), playback_id=f"{leg}-whisper")
+        except AriError as e:
+            log.info("no whisper for the agent", leg=leg, error=str(e))
+            return True
+        event = await self._next(leg, self.whisper_timeout, "PlaybackFinished", *CHANNEL_END_EVENTS)
+        return event is None or event["type"] == "PlaybackFinished"
+
+    async def _dial_customer(self, held: Held, agent_leg: str) -> None:
+        cb, agent_id = held.callback, held.agent_id
+        now = self._clock()
+        dialing = await self.callbacks.start_dial(cb.id, self.owner, held.contact_id, now, self.lease)
+        if dialing is None:
+            log.info("call-back no longer ours; not dialing", callback=cb.id)
+            del self._held[held.contact_id]
+            await self._hang_up(agent_leg)
+            await self._agent_ended(held, by="agent")
+            return
+        held.callback = dialing
+        leg = held.customer_leg = uuid.uuid4().hex
+        self._legs[leg] = asyncio.Queue()
+        try:
+            await self.ari.originate(
+                self.dial.format(number=cb.number),
+                self.ari.app,
+                leg,
+                app_args=f"customer,{held.contact_id}",
+                caller_id=self.caller_id_for(cb.queue),
+                timeout=math.ceil(self.dial_timeout),
+                variables={"HOTLINE_CONTACT": held.contact_id, "HOTLINE_CALLBACK": cb.id},
+            )
+        except AriError as e:
+            log.warning("could not dial the customer", callback=cb.id, error=str(e))
+            outcome: Outcome | None = "failed"
+        else:
+            outcome = await self._customer_answer(leg)
+        if outcome is None:
+            await self._bridge(held, agent_leg, leg, agent_id)
+            return
+        await self._hang_up(leg)
+        self._forget(leg)
+        now = self._clock()
+        next_at = self.policy_for(cb.queue).next_attempt(dialing, outcome, now)
+        settled = await self.callbacks.record_attempt(cb.id, self.owner, outcome, next_at, now, agent_id)
+        log.info("call-back not answered", callback=cb.id, outcome=outcome, state=settled and settled.state)
+        self._held.pop(held.contact_id, None)
+        await self._hang_up(agent_leg)
+        await self._agent_ended(held, by="agent")
+
+    async def _customer_answer(self, leg: str) -> Outcome | None:
+        """None when the customer answered; else how the attempt ended, from the dial's status (a
+        Local channel's end carries no cause) or the leg's hang-up cause."""
+        status: str | None = None
+        deadline = asyncio.get_running_loop().time() + self.dial_timeout + 1
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            event = await self._next(leg, max(0.0, left), "StasisStart", "Dial", *CHANNEL_END_EVENTS)
+            if event is None:
+                return "no_answer"
+            if event["type"] == "StasisStart":
+                return None
+            if event["type"] == "Dial":
+                status = str(event.get("dialstatus") or "") or status
+                continue
+            if status is not None and status in DIAL_STATUSES:
+                return DIAL_STATUSES[status]
+            cause = event.get("cause")
+            return OUTCOMES.get(cause, "failed") if isinstance(cause, int) and cause else "failed"
+
+    async def _bridge(self, held: Held, agent_leg: str, customer_leg: str, agent_id: str | None) -> None:
+        bridge_id = held.bridge_id = uuid.uuid4().hex
+        try:
+            await self.ari.create_bridge(bridge_id, "mixing", name=f"callback-{held.callback.id}")
+            await self.ari.add_channel(bridge_id, agent_leg)
+            await self.ari.add_channel(bridge_id, customer_leg)
+        except AriError as e:
+            log.warning("could not bridge agent and customer", callback=held.callback.id, error=str(e))
+        await self.callbacks.record_attempt(
+            held.callback.id, self.owner, "answered", None, self._clock(), agent_id
+        )
+        self._held.pop(held.contact_id, None)
+        self._talking[bridge_id] = held  # so close() still hangs up and clears this call
+        log.info("call-back bridged", callback=held.callback.id, agent=agent_id)
+        ended = await self._either_ends(agent_leg, customer_leg)
+        await self._hang_up(agent_leg, customer_leg)
+        with contextlib.suppress(AriError):
+            await self.ari.destroy_bridge(bridge_id)
+        held.bridge_id = None
+        self._talking.pop(bridge_id, None)
+        await self._agent_ended(held, by="agent" if ended == agent_leg else "caller")
+
+    async def _either_ends(self, *legs: str) -> str:
+        waits = {asyncio.ensure_future(self._next(leg, None, *CHANNEL_END_EVENTS)): leg for leg in legs}
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return waits[next(iter(done))]
+
+    async def _agent_ended(self, held: Held, *, by: str) -> None:
+        """The contact is over for the agent: they go to wrap-up."""
+        for leg in (held.agent_leg, held.customer_leg):
+            self._forget(leg)
+        with contextlib.suppress(RoutingError):
+            await self.routing.submit(events.CallEnded(held.contact_id, by=by))
+
+    # --- our legs' events ------------------------------------------------------------------------------
+
+    async def handle_event(self, event: Event) -> None:
+        """An ARI event of the worker's app: kept for the attempt waiting on that leg."""
+        channel_id = channel_of(event)
+        queue = self._legs.get(channel_id) if channel_id is not None else None
+        if queue is not None:
+            queue.put_nowait(event)
+
+    async def _next(self, leg: str, timeout: float | None, *kinds: str) -> Event | None:
+        """The leg's next event of one of `kinds` (a leg that is gone counts as ended); None on timeout."""
+        queue = self._legs.get(leg)
+        if queue is None:
+            return {"type": "ChannelDestroyed", "cause": 0}
+
+        async def wait() -> Event:
+            while True:
+                event = await queue.get()
+                if event["type"] in kinds:
+                    return event
+
+        waiting: Awaitable[Event] = wait()
+        try:
+            return await asyncio.wait_for(waiting, timeout)
+        except TimeoutError:
+            return None
+
+    def _forget(self, leg: str | None) -> None:
+        if leg is not None:
+            self._legs.pop(leg, None)
+
+    async def _hang_up(self, *legs: str | None) -> None:
+        for leg in legs:
+            if leg is not None:
+                with contextlib.suppress(AriError):
+                    await self.ari.hangup(leg)

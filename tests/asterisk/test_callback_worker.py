@@ -1,0 +1,213 @@
+"""Call-backs dialed on the real Asterisk: the worker claims a due call-back from a real SQLite store,
+the router offers its placeholder to an agent (a Local channel that answers), the agent is rung first,
+then the customer (`Local/answer@hotline-test`, or `Local/busy@hotline-test` for a busy line)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from harness import ari_client
+from test_routing import ANSWERS, RINGS, RoutedHotline, agent, routing
+
+from hotline.asterisk.ari import Event
+from hotline.asterisk.sandbox import Running
+from hotline.callback_worker import CallbackWorker
+from hotline.callback_worker import whisper as default_whisper
+from hotline.store import Callback, CallbackStore
+from routing.callbacks import RetryPolicy
+from routing.model import RoutingConfig
+
+NUMBER = "+48221234567"
+OUTBOUND = "+48225550100"
+APP = "hotline-callbacks"
+
+
+def config(attempts: int = 3, delay: float = 300.0, agents: dict[str, Any] | None = None) -> RoutingConfig:
+    return routing(
+        agents or {"ann": agent(ANSWERS, {"support": 5})},
+        {"support": {"skills": {"support": 1}, "callback": {"attempts": attempts, "delay": delay}}},
+    )
+
+
+def policy_of(config: RoutingConfig) -> Callable[[str | None], RetryPolicy]:
+    def policy_for(queue: str | None) -> RetryPolicy:
+        spec = config.queues[queue or "support"].callback
+        assert spec is not None
+        return spec.retry_policy()
+
+    return policy_for
+
+
+class Listening(CallbackWorker):
+    """The worker, keeping every ARI event of its app for the test to look at."""
+
+    heard: list[Event]
+
+    async def handle_event(self, event: Event) -> None:
+        self.heard.append(event)
+        await super().handle_event(event)
+
+    def media_played(self) -> list[str]:
+        return [str(e["playback"]["media_uri"]) for e in self.heard if e["type"] == "PlaybackStarted"]
+
+
+@contextlib.asynccontextmanager
+async def worker(
+    asterisk: Running,
+    tmp_path: Path,
+    routing_config: RoutingConfig,
+    customer: str,
+    whisper: Callable[[Callback], list[str]] = default_whisper,
+) -> AsyncIterator[tuple[RoutedHotline, Listening]]:
+    hotline = RoutedHotline(asterisk, tmp_path, routing_config, None)
+    await hotline.start()
+    callbacks = CallbackStore(hotline._store())
+    service = hotline.service()
+    dialer = Listening(
+        callbacks,
+        service,
+        ari_client(asterisk, APP),
+        owner="node-1",
+        policy_for=policy_of(routing_config),
+        poll=0.2,
+        lease=30.0,
+        dial=customer,
+        caller_id_for=lambda queue: OUTBOUND,
+        whisper=whisper,
+    )
+    dialer.heard = []
+    try:
+        await hotline.log_in(*routing_config.agents)
+        await dialer.start()
+        yield hotline, dialer
+    finally:
+        await dialer.close()
+        await hotline.stop()
+
+
+def short(callback: Callback) -> list[str]:
+    return ["sound:beep"]
+
+
+async def bridges_of(hotline: RoutedHotline, cb: Callback) -> list[dict[str, Any]]:
+    """The bridges Asterisk holds for the call-back (other tests' bridges may still be there)."""
+    return [b for b in await hotline.ari.get("/bridges") if b.get("name") == f"callback-{cb.id}"]
+
+
+async def request(hotline: RoutedHotline) -> Callback:
+    now = datetime.now(UTC)
+    return await CallbackStore(hotline._store()).create(
+        number=NUMBER, now=now, next_attempt_at=now, queue="support", expires_at=now + timedelta(hours=1)
+    )
+
+
+async def until(hotline: RoutedHotline, callback_id: str, *states: str, timeout: float = 10.0) -> Callback:
+    store = CallbackStore(hotline._store())
+    deadline = time.monotonic() + timeout
+    while True:
+        cb = await store.get(callback_id)
+        assert cb is not None
+        if cb.state in states:
+            return cb
+        if time.monotonic() > deadline:
+            raise AssertionError(f"call-back {callback_id} is {cb.state}, not {states}")
+        await asyncio.sleep(0.05)
+
+
+async def contact_events(hotline: RoutedHotline, contact_id: str) -> list[tuple[str, dict[str, Any]]]:
+    stored = await hotline._store().events_after(0, limit=10_000)
+    return [(e.type, e.data) for e in stored if e.contact_id == contact_id]
+
+
+async def test_a_due_call_back_rings_the_agent_then_bridges_the_customer(
+    asterisk: Running, tmp_path: Path
+) -> None:
+    async with worker(asterisk, tmp_path, config(), "Local/answer@hotline-test") as (hotline, dialer):
+        cb = await request(hotline)
+
+        done = await until(hotline, cb.id, "completed", timeout=20)
+        # before the customer was dialed, the agent heard whom they are calling
+        assert dialer.media_played() == ["sound:to-call-this-number", "digits:48221234567"]
+        assert (done.attempts, done.last_outcome, done.lease_owner) == (1, "answered", None)
+        assert hotline.state("ann")[0] == "on_call"
+        bridges = await bridges_of(hotline, cb)
+        assert len(bridges) == 1 and len(bridges[0]["channels"]) == 2
+        callers = [(await hotline.ari.get(f"/channels/{c}"))["caller"] for c in bridges[0]["channels"]]
+        # the agent's phone shows the customer; the customer sees the queue's outbound number
+        assert sorted(c["number"] for c in callers) == sorted([NUMBER, OUTBOUND])
+
+        stored = await contact_events(hotline, cb.contact_id)
+        assert [t for t, _ in stored] == ["callback_scheduled", "callback_attempted", "callback_completed"]
+        attempted, completed = stored[1][1], stored[2][1]
+        assert attempted["contact_id"] == completed["contact_id"] == done.attempt_contact_id
+        assert completed["agent"] == "ann"
+
+        # the customer hangs up: the bridge goes, ann wraps up, then takes calls again
+        customer = next(
+            c for c, who in zip(bridges[0]["channels"], callers, strict=True) if who["number"] == OUTBOUND
+        )
+        await hotline.ari.hangup(customer)
+        await hotline.until_state("ann", "wrap_up", timeout=3)
+        await hotline.until_state("ann", "available", timeout=3)
+        assert await bridges_of(hotline, cb) == []
+
+
+async def test_a_busy_customer_is_tried_again_after_the_delay_then_the_call_back_fails(
+    asterisk: Running, tmp_path: Path
+) -> None:
+    async with worker(
+        asterisk, tmp_path, config(attempts=2, delay=1.5), "Local/busy@hotline-test", short
+    ) as (
+        hotline,
+        _,
+    ):
+        cb = await request(hotline)
+
+        waiting = await until(hotline, cb.id, "retry_wait")
+        assert (waiting.attempts, waiting.last_outcome) == (1, "busy")
+        assert waiting.next_attempt_at is not None
+        assert waiting.next_attempt_at - waiting.updated_at >= timedelta(seconds=1.5)
+        await hotline.until_state("ann", "wrap_up", timeout=3)
+
+        failed = await until(hotline, cb.id, "failed")
+        assert (failed.attempts, failed.last_outcome, failed.next_attempt_at) == (2, "busy", None)
+        assert failed.updated_at >= waiting.next_attempt_at
+        stored = await contact_events(hotline, cb.contact_id)
+        assert [t for t, _ in stored] == [
+            "callback_scheduled",
+            "callback_attempted",
+            "callback_scheduled",
+            "callback_attempted",
+            "callback_failed",
+        ]
+        assert stored[-1][1] == {"reason": "busy", "attempts": 2}
+        await hotline.until_state("ann", "available", timeout=3)
+        assert await bridges_of(hotline, cb) == []
+
+
+async def test_an_agent_who_does_not_answer_is_paused_and_the_next_agent_makes_the_call_back(
+    asterisk: Running, tmp_path: Path
+) -> None:
+    agents = {"ann": agent(RINGS, {"support": 9}), "bob": agent(ANSWERS, {"support": 3})}
+    async with worker(asterisk, tmp_path, config(agents=agents), "Local/answer@hotline-test", short) as (
+        hotline,
+        _,
+    ):
+        cb = await request(hotline)
+
+        done = await until(hotline, cb.id, "completed")
+        assert (done.attempts, done.last_outcome) == (1, "answered")
+        stored = await contact_events(hotline, cb.contact_id)
+        assert stored[-1] == ("callback_completed", {"contact_id": done.attempt_contact_id, "agent": "bob"})
+        assert hotline.state("ann") == ("paused", "no answer")
+        assert hotline.state("bob")[0] == "on_call"
+        # ann's phone stopped ringing; only bob's leg and the customer's are up
+        ringing = [c for c in await hotline.ari.list_channels() if "ring@hotline-test" in c["name"]]
+        assert ringing == []
+        assert len((await bridges_of(hotline, cb))[0]["channels"]) == 2
