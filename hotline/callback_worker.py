@@ -19,7 +19,7 @@ import contextlib
 import math
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
@@ -31,6 +31,7 @@ from hotline.store.callbacks import Callback, CallbackStore
 from routing import actions, events
 from routing.callbacks import Outcome, RetryPolicy
 from routing.errors import RoutingError
+from routing.model import RoutingConfig
 
 log = structlog.get_logger("hotline.callback_worker")
 
@@ -62,6 +63,12 @@ def no_caller_id(queue: str | None) -> str | None:
     return None
 
 
+def queue_policy(config: RoutingConfig, queue: str | None) -> RetryPolicy:
+    """The queue's retry policy from the routing file; the default one for a queue without its own."""
+    qc = config.queues.get(queue or "")
+    return qc.callback.retry_policy() if qc is not None and qc.callback is not None else RetryPolicy()
+
+
 def whisper(callback: Callback) -> list[str]:
     """What the agent hears before the customer is dialed: the number about to be called."""
     return [WHISPER, "digits:" + "".join(c for c in callback.number if c.isdigit())]
@@ -79,6 +86,9 @@ class Held:
     bridge_id: str | None = None
     cancelled: bool = False
     task: asyncio.Task[None] | None = None
+    #: the router's offer not yet served (an agent reserved for this call-back), and its signal
+    offer: actions.OfferContact | None = None
+    offered: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class CallbackWorker:
@@ -91,7 +101,7 @@ class CallbackWorker:
         ari: AriClient,
         *,
         owner: str,
-        policy_for: Callable[[str | None], RetryPolicy],
+        policy_for: Callable[[str | None], RetryPolicy] | None = None,
         clock: Clock = utc_now,
         poll: float = 1.0,
         lease: float = 60.0,
@@ -100,12 +110,14 @@ class CallbackWorker:
         dial_timeout: float = 30.0,
         whisper: Callable[[Callback], list[str]] = whisper,
         whisper_timeout: float = 30.0,
+        hold_limit: float = 60.0,
     ) -> None:
         self.callbacks = callbacks
         self.routing = routing
         self.ari = ari
         self.owner = owner
-        self.policy_for = policy_for
+        self.policy_for = policy_for or (lambda queue: queue_policy(routing.config, queue))
+        self.hold_limit = hold_limit
         self.poll = poll
         self.lease = lease
         self.dial = dial
@@ -119,6 +131,7 @@ class CallbackWorker:
         self._legs: dict[str, asyncio.Queue[Event]] = {}  # our leg's channel id -> its events
         self._loop_task: asyncio.Task[None] | None = None
         self._release: Callable[[], None] | None = None
+        self._wake = asyncio.Event()
 
     @property
     def held(self) -> list[Callback]:
@@ -137,8 +150,26 @@ class CallbackWorker:
             log.info("call-back recovered after a restart", callback=cb.id, state=cb.state)
         self._release = self.routing.take_offers(self)
         self.ari.start(self.handle_event)
-        await self.ari.wait_connected(5)
+        try:
+            await self.ari.wait_connected(5)
+        except TimeoutError:
+            log.warning("call-backs wait for Asterisk; the ARI socket reconnects", app=self.ari.app)
+        else:
+            await self._hang_up_leftovers()
         self._loop_task = asyncio.create_task(self._run(), name="hotline-callbacks")
+
+    async def _hang_up_leftovers(self) -> None:
+        """Legs in our app from before a restart belong to attempts `recover()` has settled: a customer
+        who answered one now would reach nobody, so they are hung up."""
+        try:
+            app = await self.ari.get(f"/applications/{self.ari.app}")
+        except AriError as e:
+            log.info("could not list the call-backs' leftover legs", error=str(e))
+            return
+        for channel_id in app.get("channel_ids") or []:
+            if channel_id not in self._legs:
+                log.info("hanging up a call-back leg left from before a restart", channel=channel_id)
+                await self._hang_up(channel_id)
 
     async def close(self) -> None:
         """Stop claiming; hang up the legs still up (their call-backs' leases lapse and are recovered)."""
@@ -169,33 +200,62 @@ class CallbackWorker:
         return contact_id in self._held
 
     async def offer(self, action: actions.OfferContact) -> None:
-        held = self._held[action.contact_id]
-        held.task = asyncio.create_task(self._attempt(held, action), name=f"callback-{held.callback.id}")
+        held = self._held.get(action.contact_id)
+        if held is None:
+            return
+        held.offer = action
+        held.offered.set()
+        if held.task is None or held.task.done():
+            held.task = asyncio.create_task(self._attempt(held), name=f"callback-{held.callback.id}")
 
     async def cancel(self, contact_id: str, agent_id: str) -> None:
-        held = self._held[contact_id]
-        if held.agent_id == agent_id and held.customer_leg is None:
+        held = self._held.get(contact_id)
+        if held is None:
+            return
+        if held.offer is not None and held.offer.agent_id == agent_id:
+            held.offer = None
+            held.offered.clear()
+        if held.agent_id == agent_id and held.bridge_id is None:
             held.cancelled = True
-            await self._hang_up(held.agent_leg)
+            if held.customer_leg is None or held.agent_leg is not None:
+                await self._hang_up(held.agent_leg)
 
     # --- the loop -----------------------------------------------------------------------------------
 
+    def wake(self) -> None:
+        """Look for due call-backs now (one was just requested), not at the next poll."""
+        self._wake.set()
+
     async def _run(self) -> None:
         while True:
+            self._wake.clear()
             try:
                 await self.tick()
             except Exception:
                 log.exception("call-back round failed; trying again", owner=self.owner)
-            await asyncio.sleep(self.poll)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll)
 
     async def tick(self) -> None:
         """One round: expire, renew what we hold, claim what is due and queue its placeholder."""
         now = self._clock()
+        await self._release_expired(now)
         for cb in await self.callbacks.expire(now):
             log.info("call-back expired", callback=cb.id)
         await self._renew(now)
         for cb in await self.callbacks.claim_due(self.owner, now, self.lease):
             await self._queue(Held(cb, uuid.uuid4().hex))
+
+    async def _release_expired(self, now: datetime) -> None:
+        """Placeholders whose call-back expired while they waited leave the queue; `expire()` closes them."""
+        for contact_id, held in list(self._held.items()):
+            expires = held.callback.expires_at
+            if expires is None or expires > now or held.task is not None or held.customer_leg is not None:
+                continue
+            del self._held[contact_id]
+            with contextlib.suppress(RoutingError):
+                await self.routing.submit(events.ContactLeft(contact_id, reason="expired"))
+            await self.callbacks.release(held.callback.id, self.owner, now)
 
     async def _renew(self, now: datetime) -> None:
         for contact_id, held in list(self._held.items()):
@@ -230,6 +290,8 @@ class CallbackWorker:
             priority=cb.priority,
             callback=True,
             caller=cb.number,
+            # a caller who chose the call-back while waiting keeps their place for the first attempt
+            since=cb.place_since if cb.attempts == 0 else None,
         )
         try:
             done = await self.routing.submit(queued)
@@ -248,14 +310,181 @@ class CallbackWorker:
 
     # --- one attempt ----------------------------------------------------------------------------------
 
-    async def _attempt(self, held: Held, offer: actions.OfferContact) -> None:
+    def _dial_order(self, queue: str | None) -> str:
+        qc = self.routing.config.queues.get(queue or "")
+        return qc.callback.dial if qc is not None and qc.callback is not None else "agent_first"
+
+    def _outbound_caller_id(self, queue: str | None) -> str | None:
+        qc = self.routing.config.queues.get(queue or "")
+        if qc is not None and qc.caller_id:
+            return qc.caller_id
+        return self.caller_id_for(queue)
+
+    async def _attempt(self, held: Held) -> None:
+        """Serve the router's offers for the placeholder until its attempt is settled: an agent who
+        misses is followed by the router's next offer, taken here in turn."""
         try:
-            await self._ring_agent(held, offer)
+            while self._held.get(held.contact_id) is held:
+                offer = held.offer
+                if offer is None:
+                    if held.customer_leg is None or held.bridge_id is not None:
+                        return
+                    offer = await self._hold_customer(held)
+                    if offer is None:
+                        return
+                held.offer = None
+                held.offered.clear()
+                if held.customer_leg is not None:
+                    await self._ring_for_customer(held, offer)
+                elif self._dial_order(held.callback.queue) == "customer_first":
+                    await self._customer_first(held, offer)
+                else:
+                    await self._ring_agent(held, offer)
         except Exception:
             log.exception("call-back attempt failed", callback=held.callback.id)
         finally:
             if held.task is asyncio.current_task():
                 held.task = None
+
+    # --- customer first: the customer is dialed, then an agent rung while they hear music ----------------
+
+    async def _customer_first(self, held: Held, offer: actions.OfferContact) -> None:
+        cb = held.callback
+        held.agent_id = offer.agent_id  # reserved: the router keeps them for this call-back meanwhile
+        held.cancelled = False
+        dialing = await self.callbacks.start_dial(
+            cb.id, self.owner, held.contact_id, self._clock(), self.lease
+        )
+        if dialing is None:
+            log.info("call-back no longer ours; not dialing", callback=cb.id)
+            self._held.pop(held.contact_id, None)
+            await self._leave(held)
+            return
+        held.callback = dialing
+        leg, outcome = await self._call_customer(held)
+        if outcome is not None:
+            await self._settle_unanswered(held, outcome)
+            return
+        qc = self.routing.config.queues.get(cb.queue or "")
+        with contextlib.suppress(AriError):
+            await self.ari.post(f"/channels/{leg}/moh", mohClass=qc.music if qc is not None else "default")
+        log.info("call-back customer answered; ringing the agent", callback=cb.id, agent=offer.agent_id)
+        if held.cancelled:
+            return  # the agent was taken away while the customer's phone rang: wait for the next offer
+        await self._ring_for_customer(held, offer)
+
+    async def _ring_for_customer(self, held: Held, offer: actions.OfferContact) -> None:
+        """Ring `offer`'s agent for the customer who answered and waits; bridge them on answer."""
+        cb, customer = held.callback, held.customer_leg
+        assert customer is not None
+        agent = self.routing.config.agents.get(offer.agent_id)
+        leg = held.agent_leg = uuid.uuid4().hex
+        held.agent_id = offer.agent_id
+        held.cancelled = False
+        self._legs[leg] = asyncio.Queue()
+        if agent is None:
+            await self._agent_missed(held, "failed")
+            return
+        try:
+            await self.ari.originate(
+                agent.endpoint,
+                self.ari.app,
+                leg,
+                app_args=f"callback,{held.contact_id}",
+                caller_id=caller_id(cb.number, None),
+                timeout=math.ceil(offer.ring_timeout) + 1,
+                variables={"HOTLINE_CONTACT": held.contact_id, "HOTLINE_AGENT": offer.agent_id},
+            )
+        except AriError as e:
+            log.warning("could not ring the agent for a call-back", agent=offer.agent_id, error=str(e))
+            await self._agent_missed(held, "failed")
+            return
+        answered = asyncio.ensure_future(
+            self._next(leg, offer.ring_timeout, "StasisStart", *CHANNEL_END_EVENTS)
+        )
+        gone = asyncio.ensure_future(self._next(customer, None, *CHANNEL_END_EVENTS))
+        await asyncio.wait({answered, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if gone.done():
+            answered.cancel()
+            await self._hang_up(leg)
+            self._forget(leg)
+            held.agent_leg = None
+            log.info("call-back customer hung up before an agent answered", callback=cb.id)
+            await self._settle_unanswered(held, "failed", hang_up=False)
+            return
+        gone.cancel()
+        event = answered.result()
+        if event is None or event["type"] != "StasisStart":
+            await self._hang_up(leg)
+            cause = None if event is None else event.get("cause")
+            reason = CAUSES.get(cause, "failed") if isinstance(cause, int) and cause else "no answer"
+            await self._agent_missed(held, reason)
+            return
+        try:
+            await self.routing.submit(events.AgentAnswered(offer.agent_id, held.contact_id))
+        except RoutingError as e:
+            log.warning("routing refused the agent's answer; hanging up the agent", error=str(e))
+            self._forget(leg)
+            await self._hang_up(leg)
+            return
+        with contextlib.suppress(AriError):
+            await self.ari.delete(f"/channels/{customer}/moh")
+        await self._bridge(held, leg, customer, offer.agent_id)
+
+    async def _hold_customer(self, held: Held) -> actions.OfferContact | None:
+        """The customer waits with music for the router's next offer: that offer, or None when they hung
+        up or waited `hold_limit` seconds (the attempt is then settled)."""
+        customer = held.customer_leg
+        assert customer is not None
+        offered = asyncio.ensure_future(held.offered.wait())
+        gone = asyncio.ensure_future(self._next(customer, self.hold_limit, *CHANNEL_END_EVENTS))
+        await asyncio.wait({offered, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if offered.done() and held.offer is not None:
+            gone.cancel()
+            return held.offer
+        offered.cancel()
+        log.info("no agent came for the call-back's customer", callback=held.callback.id)
+        await self._settle_unanswered(held, "failed", hang_up=gone.done() and gone.result() is None)
+        return None
+
+    async def _settle_unanswered(self, held: Held, outcome: Outcome, *, hang_up: bool = True) -> None:
+        """The attempt ends without agent and customer talking: the retry policy decides what next, and
+        the placeholder leaves the router (its reserved agent is free again, not paused)."""
+        cb, leg = held.callback, held.customer_leg
+        if hang_up:
+            await self._hang_up(leg)
+        self._forget(leg)
+        held.customer_leg = None
+        now = self._clock()
+        next_at = self.policy_for(cb.queue).next_attempt(cb, outcome, now)
+        settled = await self.callbacks.record_attempt(cb.id, self.owner, outcome, next_at, now, held.agent_id)
+        log.info("call-back not answered", callback=cb.id, outcome=outcome, state=settled and settled.state)
+        self._held.pop(held.contact_id, None)
+        await self._leave(held)
+
+    async def _leave(self, held: Held) -> None:
+        with contextlib.suppress(RoutingError):
+            await self.routing.submit(events.ContactLeft(held.contact_id, reason="callback_attempt_over"))
+
+    async def _call_customer(self, held: Held) -> tuple[str, Outcome | None]:
+        """Dial the customer: their leg and None when they answered, else how the attempt ended."""
+        cb = held.callback
+        leg = held.customer_leg = uuid.uuid4().hex
+        self._legs[leg] = asyncio.Queue()
+        try:
+            await self.ari.originate(
+                self.dial.format(number=cb.number),
+                self.ari.app,
+                leg,
+                app_args=f"customer,{held.contact_id}",
+                caller_id=self._outbound_caller_id(cb.queue),
+                timeout=math.ceil(self.dial_timeout),
+                variables={"HOTLINE_CONTACT": held.contact_id, "HOTLINE_CALLBACK": cb.id},
+            )
+        except AriError as e:
+            log.warning("could not dial the customer", callback=cb.id, error=str(e))
+            return leg, "failed"
+        return leg, await self._customer_answer(leg)
 
     async def _ring_agent(self, held: Held, offer: actions.OfferContact) -> None:
         cb = held.callback
@@ -332,23 +561,7 @@ class CallbackWorker:
             await self._agent_ended(held, by="agent")
             return
         held.callback = dialing
-        leg = held.customer_leg = uuid.uuid4().hex
-        self._legs[leg] = asyncio.Queue()
-        try:
-            await self.ari.originate(
-                self.dial.format(number=cb.number),
-                self.ari.app,
-                leg,
-                app_args=f"customer,{held.contact_id}",
-                caller_id=self.caller_id_for(cb.queue),
-                timeout=math.ceil(self.dial_timeout),
-                variables={"HOTLINE_CONTACT": held.contact_id, "HOTLINE_CALLBACK": cb.id},
-            )
-        except AriError as e:
-            log.warning("could not dial the customer", callback=cb.id, error=str(e))
-            outcome: Outcome | None = "failed"
-        else:
-            outcome = await self._customer_answer(leg)
+        leg, outcome = await self._call_customer(held)
         if outcome is None:
             await self._bridge(held, agent_leg, leg, agent_id)
             return

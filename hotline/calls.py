@@ -32,7 +32,12 @@ How actions are carried out:
 - `RequestCallback`: the engine records `callback_requested` and hangs up after its own prompts; the
   runner stores the call-back (`hotline.store.CallbackStore`) on the call's contact, due at once, with
   the queue's call-back expiry and time zone when routing has the queue. A call-back the store refuses
-  (a number that is not E.164) or cannot take is logged; the call goes on as the flow says.
+  (a number that is not E.164) or cannot take is logged; the call goes on as the flow says. A request
+  made while waiting in a queue carries the time of the caller's first entry (`place_since`), so the
+  call-back's placeholder joins the queue at the caller's old place.
+- `LeaveQueue`: the caller pressed the queue's call-back key: routing lets them go without counting an
+  abandon, and the engine hears `QueueExited("callback")` (or `QueueAnswered` when an agent has them
+  already) and asks for the number.
 
 When Asterisk refuses a prompt, a recording or a transfer (an ARI error other than "channel gone"), the
 engine is told it ended (`PlaybackFinished`, `RecordingFinished` with no duration, `TransferFailed`), so
@@ -74,6 +79,8 @@ Clock = Callable[[], datetime]
 TRANSFER_CONTEXT = "hotline-transfer"
 #: Why a queued call comes straight back to its flow when routing cannot take it.
 NO_ROUTING = "no routing"
+#: `QueueExited` reason: the caller left the queue to ask for a call-back, keeping their place.
+LEFT_FOR_CALLBACK = "callback"
 #: The first `Stasis(hotline,...)` argument of the leg routing rings an agent on.
 AGENT_LEG = "agent"
 #: `Stasis(hotline,feature,login|logout|pause)`: an agent's feature code.
@@ -127,6 +134,8 @@ class CallRunner:
         self._routing = routing
         self._queued = False  # routing holds the call: the channel's events go to it too
         self._callbacks = callbacks
+        #: called once a call-back is stored (the call-back worker looks for due call-backs at once)
+        self.on_callback: Callable[[], None] | None = None
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -280,6 +289,8 @@ class CallRunner:
             await self._enqueue(action)
         elif isinstance(action, actions.RequestCallback):
             await self.request_callback(action)
+        elif isinstance(action, actions.LeaveQueue):
+            await self._leave_queue()
 
     async def request_callback(self, action: actions.RequestCallback) -> Callback | None:
         """Store the caller's call-back, due now, on this call's contact (None: not stored, and logged).
@@ -307,6 +318,7 @@ class CallRunner:
                 time_zone=time_zone,
                 expires_at=policy.expires_at(now),
                 callback_id=uuid.uuid5(_CALLBACK_IDS, self.contact_id).hex,
+                place_since=action.place_since,
             )
         except asyncio.CancelledError:
             raise
@@ -321,7 +333,24 @@ class CallRunner:
             )
             return None
         log.info("call-back stored", channel=self.channel_id, callback=stored.id, queue=action.queue)
+        if self.on_callback is not None:
+            self.on_callback()
         return stored
+
+    async def _leave_queue(self) -> None:
+        """The caller chose a call-back while waiting: out of routing, then the flow asks their number."""
+        left = True
+        if self._routing is not None and self._queued:
+            try:
+                left = await self._routing.leave(self.contact_id)
+            except Exception:
+                log.exception(
+                    "routing could not let the caller go; the call-back goes on", channel=self.channel_id
+                )
+        if left:
+            self.feed(events.QueueExited(LEFT_FOR_CALLBACK))
+        else:
+            self.feed(events.QueueAnswered())
 
     async def _enqueue(self, action: actions.Enqueue) -> None:
         if self._routing is None:
@@ -438,6 +467,7 @@ class CallApp:
         self._clock = clock
         self.routing = routing
         self.callbacks = callbacks
+        self.on_callback: Callable[[], None] | None = None
         self.calls: dict[str, CallRunner] = {}
 
     def flows(self) -> FlowSet:
@@ -492,6 +522,7 @@ class CallApp:
                 routing=self.routing,
                 callbacks=self.callbacks,
             )
+            runner.on_callback = self.on_callback
         except ValueError as e:
             log.error("no flow for the call; hanging up", channel=channel_id, dialed=dialed, error=str(e))
             with contextlib.suppress(AriError):

@@ -184,6 +184,19 @@ class RoutingSection(Section):
     file: Path | None = None
 
 
+class CallbacksConfig(Section):
+    """How call-backs are dialed (with routing on): where a customer's number goes, the Stasis app the
+    dialing runs in, and this service's name in the leases that make each call-back happen once."""
+
+    enabled: bool = True
+    #: a dial string with `{number}`, the customer's number in E.164 form
+    dial: Annotated[str, Field(pattern=r"^[A-Za-z]+/.*\{number\}")] = "PJSIP/{number}@hotline-trunk"
+    app: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$")] = "hotline-callbacks"
+    #: None: the machine's host name; two services sharing one store need different names
+    worker: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    dial_timeout: Annotated[float, Field(gt=0, le=300)] = 30.0
+
+
 class LogConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "console"
@@ -197,6 +210,7 @@ class Config(Section):
     flows: FlowsConfig = Field(default_factory=FlowsConfig)
     asterisk: AsteriskConfig = Field(default_factory=AsteriskConfig)
     routing: RoutingSection = Field(default_factory=RoutingSection)
+    callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     _source: Path | None = PrivateAttr(default=None)
 

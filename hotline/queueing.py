@@ -161,6 +161,11 @@ class Waiting:
     bridge_id: str | None = None
     announcing: str | None = None
     announcements: int = 0
+    #: the flow's call-back offer ("press 1 to be called back"), played when the router says so
+    offer_prompt: tuple[str, ...] = ()
+    offer_pending: bool = False
+    #: an announcement due while another prompt played: it follows that prompt
+    announcement_pending: actions.AnnouncePosition | None = None
 
     @property
     def channel_id(self) -> str:
@@ -410,6 +415,8 @@ class RoutingService:
                 await self._cancel_offer(action.contact_id, action.agent_id)
         elif isinstance(action, actions.AnnouncePosition):
             await self._announce(action)
+        elif isinstance(action, actions.OfferCallback):
+            await self._offer_callback(action.contact_id)
         elif isinstance(action, actions.Overflow):
             await self._overflow(action)
 
@@ -451,6 +458,9 @@ class RoutingService:
                 log.info("no customer lookup for the caller", caller=call.caller, error=str(e))
         music = action.music if action.music != _QUEUE_DEFAULTS["music"].default else queue.music
         waiting = Waiting(call, action.queue, music, action.language, self._clock(), customer)
+        offering = action.callback
+        if offering is not None:
+            waiting.offer_prompt = tuple(offering.prompt)
         self._calls[call.contact_id] = waiting
         self._remember(call.contact_id, call.channel_id)
         await self._music_on(waiting)
@@ -462,6 +472,10 @@ class RoutingService:
             max_wait=action.max_wait if action.max_wait != _QUEUE_DEFAULTS["max_wait"].default else None,
             callback=False,
             caller=call.caller,
+            since=action.since,
+            offer_callback=None
+            if offering is None
+            else events.CallbackOffering(offering.after, offering.estimate_over, offering.every),
         )
         try:
             await self._handle(queued)
@@ -490,12 +504,64 @@ class RoutingService:
         if waiting is None or waiting.announcing != playback_id:
             return
         waiting.announcing = None
-        if waiting.state == "waiting":
+        if waiting.state != "waiting":
+            return
+        pending, waiting.announcement_pending = waiting.announcement_pending, None
+        if pending is not None:
+            await self._announce(pending)
+        elif waiting.offer_pending:
+            await self._offer_callback(contact_id)
+        else:
             await self._music_on(waiting)
+
+    async def _offer_callback(self, contact_id: str) -> None:
+        """Play the flow's call-back offer between the music (after an announcement still playing)."""
+        waiting = self._calls.get(contact_id)
+        if waiting is None or waiting.state != "waiting" or not waiting.offer_prompt:
+            return
+        if waiting.announcing is not None:
+            waiting.offer_pending = True
+            return
+        waiting.offer_pending = False
+        waiting.announcements += 1
+        playback_id = f"{waiting.channel_id}-offer-{waiting.announcements}"
+        await self._music_off(waiting)
+        waiting.announcing = playback_id
+        try:
+            await self.ari.play(
+                waiting.channel_id, list(waiting.offer_prompt), lang=waiting.language, playback_id=playback_id
+            )
+        except AriError as e:
+            log.info("call-back offer not played", contact=contact_id, error=str(e))
+            waiting.announcing = None
+            await self._music_on(waiting)
+
+    async def leave(self, contact_id: str) -> bool:
+        """Take a waiting caller out of routing for a call-back (no abandon is counted): False when an
+        agent has them already. Their place lives on in the flow, which rejoins or hands it to the
+        call-back with the time of their first entry."""
+        return bool(await self._run(lambda: self._leave(contact_id)))
+
+    async def _leave(self, contact_id: str) -> bool:
+        waiting = self._calls.get(contact_id)
+        if waiting is None:
+            return True
+        if waiting.state == "bridged" or (waiting.offer is not None and waiting.offer.answered):
+            return False
+        del self._calls[contact_id]
+        await self._music_off(waiting)
+        await self._feed(events.ContactLeft(contact_id, reason="callback"))
+        offer = waiting.offer
+        if offer is not None and not offer.settled:
+            await self._drop_offer(offer)
+        return True
 
     async def _announce(self, action: actions.AnnouncePosition) -> None:
         waiting = self._calls.get(action.contact_id)
-        if waiting is None or waiting.state != "waiting" or waiting.announcing is not None:
+        if waiting is None or waiting.state != "waiting":
+            return
+        if waiting.announcing is not None:
+            waiting.announcement_pending = action
             return
         waiting.announcements += 1
         playback_id = f"{waiting.channel_id}-queue-{waiting.announcements}"
@@ -648,6 +714,7 @@ class RoutingService:
                 await self.ari.hangup(leg)
             return
         waiting.state = "bridged"
+        waiting.call.feed(ivr_events.QueueAnswered())
         await self._music_off(waiting)
         bridge_id = waiting.bridge_id = uuid.uuid4().hex
         try:

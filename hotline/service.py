@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import hashlib
 import signal
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -43,6 +44,7 @@ from hotline.asterisk.ami import AmiLoginError, AmiWatcher
 from hotline.asterisk.ari import AriClient, Event, channel_of
 from hotline.asterisk.errors import AriError, AriNotFound
 from hotline.asterisk.fastagi import FastAgiServer
+from hotline.callback_worker import CallbackWorker
 from hotline.calls import CallApp, Clock, utc_now
 from hotline.config import Config
 from hotline.flowfiles import flows_in, load_flow_files
@@ -250,6 +252,7 @@ class Service:
         self.agi: FastAgiServer | None = None
         self.ami: AmiWatcher | None = None
         self.routing: RoutingService | None = None
+        self.callback_worker: CallbackWorker | None = None
         self._routing_config = routing_config
         self.api_address: tuple[str, int] | None = None
         self._stack = AsyncExitStack()
@@ -374,11 +377,34 @@ class Service:
         self._stack.push_async_callback(routing.close)
         calls.routing = routing
         log.info("routing started", agents=sorted(config.agents), queues=sorted(config.queues))
+        await self._start_callbacks(routing, store, calls)
         if path is not None and self._routing_config is None:
             watcher = asyncio.create_task(
                 _watch_routing(routing, path, self.poll_seconds), name="hotline-routing-watcher"
             )
             self._stack.push_async_callback(_cancel, watcher)
+
+    async def _start_callbacks(self, routing: RoutingService, store: Store, calls: CallApp) -> None:
+        """The call-back worker: due call-backs join their queues and are dialed on their own Stasis app."""
+        settings, asterisk = self.config.callbacks, self.config.asterisk
+        if not settings.enabled:
+            log.info("call-backs are not dialed here", fix="set callbacks.enabled: true")
+            return
+        assert asterisk.ari_password is not None
+        ari = AriClient(asterisk.ari_url, asterisk.ari_username, asterisk.ari_password, settings.app)
+        worker = self.callback_worker = CallbackWorker(
+            CallbackStore(store),
+            routing,
+            ari,
+            owner=settings.worker or socket.gethostname(),
+            clock=self.clock,
+            dial=settings.dial,
+            dial_timeout=settings.dial_timeout,
+        )
+        await worker.start()
+        self._stack.push_async_callback(worker.close)
+        calls.on_callback = worker.wake
+        log.info("call-backs dialed", app=settings.app, worker=worker.owner, dial=settings.dial)
 
     async def _start_api(self, store: Store) -> None:
         api = self.config.api

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -65,8 +66,30 @@ class RecordEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackOfferSpec:
+    """When routing offers a queued caller a call-back, and what they hear.
+
+    Offer once the caller has waited `after` seconds, or at once when the estimated wait is over
+    `estimate_over` (None: never for that reason); then again every `every` seconds (0: once). `prompt`
+    is media URIs in the caller's language, ready for a `Play`; pressing `key` reaches the engine as a
+    `Digit`, which answers with `LeaveQueue`.
+    """
+
+    key: str
+    after: float
+    estimate_over: float | None
+    every: float
+    prompt: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Enqueue:
-    """Hand the caller to skill routing."""
+    """Hand the caller to skill routing.
+
+    `callback`: offer a call-back while the caller waits (None: never). `since`: when the caller's place
+    dates from; None means now, a time means the caller rejoins after declining a call-back and keeps the
+    place they had.
+    """
 
     queue: str
     skills: dict[str, int]
@@ -74,14 +97,30 @@ class Enqueue:
     music: str
     announce_every: float
     max_wait: float
-    callback: bool
+    callback: CallbackOfferSpec | None
     language: str
     variables: dict[str, str] = field(default_factory=dict)
+    since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveQueue:
+    """Take the queued caller out of routing, leaving nothing running for them there.
+
+    Answer with `events.QueueExited(reason=reason)` once they are out, or with `events.QueueAnswered()`
+    when an agent already has them.
+    """
+
+    reason: str = "callback"
 
 
 @dataclass(frozen=True, slots=True)
 class RequestCallback:
-    """The caller asked to be called back at `number`; they hang up and keep their place."""
+    """The caller asked to be called back at `number`; they hang up and keep their place.
+
+    `place_since`: for a caller who asked while waiting in the queue, when they first joined it, so the
+    call-back keeps their place; None from a `callback` node.
+    """
 
     queue: str
     number: str
@@ -89,6 +128,7 @@ class RequestCallback:
     priority: int
     language: str
     variables: dict[str, str] = field(default_factory=dict)
+    place_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +166,7 @@ Action = (
     | Lookup
     | RecordEvent
     | Enqueue
+    | LeaveQueue
     | RequestCallback
     | Transfer
     | Voicemail
@@ -146,6 +187,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "branch_taken",
     "queued",
     "queue_overflow",
+    "callback_chosen",
     "callback_requested",
     "transferred",
     "transfer_failed",

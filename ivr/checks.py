@@ -154,6 +154,15 @@ def node_prompts(node: NodeBase) -> Iterator[tuple[Path, str]]:
             fields = [(("before",), node.before), (("after",), node.after)]
         case Language():
             fields = [(("prompt",), node.prompt)]
+        case Queue() if node.queue.callback is not None:
+            waiting = node.queue.callback
+            fields = [
+                (("queue", "callback", "offer"), waiting.offer),
+                (("queue", "callback", "confirm"), waiting.confirm),
+                (("queue", "callback", "question"), waiting.question),
+                (("queue", "callback", "enter_number"), waiting.enter_number),
+                (("queue", "callback", "done"), waiting.done),
+            ]
         case Callback():
             offer = node.callback
             fields = [

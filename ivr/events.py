@@ -63,9 +63,15 @@ class RecordingFinished:
 
 @dataclass(frozen=True, slots=True)
 class QueueExited:
-    """Routing gave the call back to the flow: the wait ran out or no agent can take it."""
+    """Routing gave the call back to the flow: the wait ran out, no agent can take it, or (`callback`,
+    answering a `LeaveQueue`) the caller left to ask for a call-back."""
 
     reason: str = "overflow"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueAnswered:
+    """An agent answered the queued caller: from now on their keys are for the agent, not the flow."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +95,7 @@ Event = (
     | LookupFailed
     | RecordingFinished
     | QueueExited
+    | QueueAnswered
     | TransferFailed
     | Hangup
 )

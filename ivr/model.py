@@ -489,6 +489,48 @@ class Language(NodeBase):
     next: NodeId
 
 
+class CallbackDialogue(Strict):
+    """Taking a call-back number: confirm the caller's own number or collect another."""
+
+    confirm: PromptList = ("vm-num-i-have",)
+    question: PromptList = ("if-correct-press", "digits/1", "vm-calldiffnum")
+    enter_number: PromptList = ("vm-enter-num-to-call", "astcc-followed-by-the-pound-key")
+    done: PromptList = ("auth-thankyou",)
+    pattern: str = r"^\+?[0-9]{6,15}$"
+    timeout: Seconds = 6.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+
+    @field_validator("pattern")
+    @classmethod
+    def _readable_pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as e:
+            raise ValueError(
+                f"'{value}' is not a regular expression ({e}); write one like ^\\+?[0-9]{{6,15}}$"
+            ) from None
+        return value
+
+
+class CallbackOffer(CallbackDialogue):
+    """Offer a call-back from a `callback` node: the queue whose agent calls back, and the dialogue."""
+
+    queue: Name
+    skills: dict[str, Annotated[int, Field(ge=1, le=10)]] = Field(default_factory=dict)
+    priority: Annotated[int, Field(ge=0, le=100)] = 0
+
+
+class QueueCallback(CallbackDialogue):
+    """Offer a caller waiting in a queue to be called back, keeping their place: now and then they hear
+    `offer`; pressing `key` takes them out of the queue into the call-back dialogue."""
+
+    key: Key = "1"
+    after: Annotated[float, Field(ge=0, le=86400)] = 30.0
+    estimate_over: Annotated[float, Field(gt=0, le=86400)] | None = 120.0
+    every: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    offer: PromptList = ("vm-press", "digits/1", "vm-tocallback")
+
+
 class QueueSpec(Strict):
     """Hand the caller to skill routing."""
 
@@ -498,7 +540,17 @@ class QueueSpec(Strict):
     music: str = "default"
     announce_every: Annotated[float, Field(ge=0, le=3600)] = 30.0
     max_wait: Annotated[float, Field(gt=0, le=86400)] = 600.0
-    callback: bool = False
+    callback: QueueCallback | None = None
+
+    @field_validator("callback", mode="before", json_schema_input_type=bool | QueueCallback | None)
+    @classmethod
+    def _callback(cls, v: Any) -> Any:
+        """`callback: true` offers a call-back with every default; `false` offers none."""
+        if v is True:
+            return {}
+        if v is False:
+            return None
+        return v
 
 
 class Queue(NodeBase):
@@ -506,21 +558,6 @@ class Queue(NodeBase):
 
     queue: QueueSpec
     overflow: NodeId
-
-
-class CallbackOffer(Strict):
-    """Offer a call-back: confirm the caller's own number or collect another."""
-
-    queue: Name
-    skills: dict[str, Annotated[int, Field(ge=1, le=10)]] = Field(default_factory=dict)
-    priority: Annotated[int, Field(ge=0, le=100)] = 0
-    confirm: PromptList = ("vm-num-i-have",)
-    question: PromptList = ("if-correct-press", "digits/1", "vm-calldiffnum")
-    enter_number: PromptList = ("vm-enter-num-to-call", "astcc-followed-by-the-pound-key")
-    done: PromptList = ("auth-thankyou",)
-    pattern: str = r"^\+?[0-9]{6,15}$"
-    timeout: Seconds = 6.0
-    retries: Annotated[int, Field(ge=0, le=10)] = 2
 
 
 class Callback(NodeBase):

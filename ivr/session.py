@@ -25,6 +25,13 @@ A call moves through these states::
 - `abandoned`: the caller hung up while in the flow. A caller hanging up once handed off, or during a
   last prompt, keeps that outcome (recorded as `hung_up` by the caller).
 
+A queue with a call-back offer lets a waiting caller press its key: the engine asks routing to let them
+go (`LeaveQueue`), and once routing answers `QueueExited("callback")` the caller is back in the flow, in
+the queue node, for the call-back dialogue. A confirmed number ends the call as `callback`, keeping the
+caller's place (`RequestCallback.place_since`); a caller who never confirms one rejoins the queue at the
+place they had (`Enqueue.since`). If an agent answers first (`QueueAnswered`), the caller stays with them
+and their keys are no longer the flow's.
+
 `waiting_for` tells a simulator what would move the call along; it is None once the session is closed
 and takes no more events. The one exception: a caller who hangs up while leaving a voicemail still has
 the message saved, so a later `RecordingFinished` records `voicemail_left`.
@@ -110,6 +117,8 @@ class Session:
         self._input_round = 0
         self._lookup: str | None = None
         self._handoff: model.Queue | model.Transfer | model.Voicemail | None = None
+        self._queued_at: datetime | None = None  # the caller's place: when they first joined the queue
+        self._queue_state = "waiting"  # while handed off to a queue: waiting, leaving or answered
         self._recording = ""
         self._transfer_to = ("", "")
 
@@ -223,7 +232,10 @@ class Session:
             if not self._started:
                 self._call_started(event)
         elif isinstance(event, events.Digit):
-            self._key(event.digit)
+            if isinstance(self._handoff, model.Queue):
+                self._queue_key(self._handoff, event.digit)
+            else:
+                self._key(event.digit)
         elif isinstance(event, events.PlaybackFinished):
             if self._playback is not None and event.playback_id == self._playback:
                 self._playback_done()
@@ -242,6 +254,9 @@ class Session:
         elif isinstance(event, events.QueueExited):
             if isinstance(self._handoff, model.Queue):
                 self._queue_exited(self._handoff, event)
+        elif isinstance(event, events.QueueAnswered):
+            if isinstance(self._handoff, model.Queue):
+                self._queue_state = "answered"
         elif isinstance(event, events.TransferFailed):
             if isinstance(self._handoff, model.Transfer):
                 self._transfer_failed(self._handoff, event)
@@ -741,6 +756,13 @@ class Session:
 
     def _enter_queue(self, node_id: str, node: model.Queue) -> None:
         spec = node.queue
+        self._queued_at = self._now
+        self._enqueue(node, since=None)
+        self._record("queued", queue=spec.name, skills=dict(spec.skills), priority=spec.priority)
+
+    def _enqueue(self, node: model.Queue, since: datetime | None) -> None:
+        spec = node.queue
+        offer = spec.callback
         self._emit(
             actions.Enqueue(
                 queue=spec.name,
@@ -749,26 +771,106 @@ class Session:
                 music=spec.music,
                 announce_every=spec.announce_every,
                 max_wait=spec.max_wait,
-                callback=spec.callback,
+                callback=None
+                if offer is None
+                else actions.CallbackOfferSpec(
+                    key=offer.key,
+                    after=offer.after,
+                    estimate_over=offer.estimate_over,
+                    every=offer.every,
+                    prompt=self._media(offer.offer),
+                ),
                 language=self._language,
                 variables=dict(self._variables),
+                since=since,
             )
         )
-        self._record("queued", queue=spec.name, skills=dict(spec.skills), priority=spec.priority)
         self._hand_off(node, "queue")
 
     def _hand_off(self, node: model.Queue | model.Transfer | model.Voicemail, outcome: str) -> None:
         self._typeahead.clear()
         self._handoff = node
+        self._queue_state = "waiting"
         self._outcome = outcome
 
+    def _waited(self) -> float:
+        """Seconds since the caller's place in the queue began."""
+        since = self._queued_at or self._now
+        return max((self._now - since).total_seconds(), 0.0)
+
+    def _queue_key(self, node: model.Queue, key: object) -> None:
+        """A key pressed while queued: the call-back key takes the caller out of the queue; any other
+        key, or any key once an agent has the caller, is not for the flow."""
+        offer = node.queue.callback
+        if offer is None or self._queue_state != "waiting" or key != offer.key:
+            return
+        self._queue_state = "leaving"
+        self._emit(actions.LeaveQueue("callback"))
+        self._record("callback_chosen", queue=node.queue.name, waited=self._waited())
+
     def _queue_exited(self, node: model.Queue, event: events.QueueExited) -> None:
+        offer = node.queue.callback
+        if event.reason == "callback" and offer is not None and self._queue_state != "waiting":
+            if self._queue_state == "leaving":
+                self._callback_from_queue(node, offer)
+            # else an agent answered before the caller was out: they stay with the agent
+            return
         self._record("queue_overflow", queue=node.queue.name, reason=str(event.reason))
         self._outcome = None
         self._go(node.overflow)
 
+    def _callback_from_queue(self, node: model.Queue, offer: model.QueueCallback) -> None:
+        """The caller left the queue for a call-back: take a number, or put them back in their place."""
+        spec = node.queue
+        self._handoff = None
+        self._outcome = None
+        self._attempts = 0
+        self._keys = ""
+        place = self._queued_at
+
+        def rejoin() -> None:
+            self._cancel_timer()
+            self._stop_playback()
+            self._stop_input()
+            self._attempts = 0
+            self._keys = ""
+            self._enqueue(node, since=place)
+
+        self._callback_dialogue(
+            self._node or "",
+            offer,
+            queue=spec.name,
+            skills=spec.skills,
+            priority=spec.priority,
+            place_since=place,
+            give_up=rejoin,
+        )
+
     def _enter_callback(self, node_id: str, node: model.Callback) -> None:
         offer = node.callback
+        self._callback_dialogue(
+            node_id,
+            offer,
+            queue=offer.queue,
+            skills=offer.skills,
+            priority=offer.priority,
+            place_since=None,
+            give_up=lambda: self._fail_node(node.failure),
+        )
+
+    def _callback_dialogue(
+        self,
+        node_id: str,
+        offer: model.CallbackDialogue,
+        *,
+        queue: str,
+        skills: Mapping[str, int],
+        priority: int,
+        place_since: datetime | None,
+        give_up: Then,
+    ) -> None:
+        """Take a call-back number: read back the caller's own number or ask for another, then request
+        the call-back and hang up; `give_up` once the caller's retries are used up."""
 
         def retry(kind: str, again: Then, **data: Any) -> None:
             self._retry(
@@ -778,7 +880,7 @@ class Session:
                 barge_in=True,
                 retries=offer.retries,
                 again=again,
-                give_up=lambda: self._fail_node(node.failure),
+                give_up=give_up,
             )
 
         def confirm(number: str, entered: bool) -> None:
@@ -801,7 +903,7 @@ class Session:
                         # counted, so a caller who never confirms still reaches the end
                         self._attempts += 1
                         if self._attempts > offer.retries:
-                            self._fail_node(node.failure)
+                            give_up()
                             return
                     enter()
                 else:
@@ -847,15 +949,16 @@ class Session:
             self._stop_input()
             self._emit(
                 actions.RequestCallback(
-                    queue=offer.queue,
+                    queue=queue,
                     number=number,
-                    skills=dict(offer.skills),
-                    priority=offer.priority,
+                    skills=dict(skills),
+                    priority=priority,
                     language=self._language,
                     variables=dict(self._variables),
+                    place_since=place_since,
                 )
             )
-            self._record("callback_requested", queue=offer.queue, number=number)
+            self._record("callback_requested", queue=queue, number=number)
             self._hang_up_after(offer.done, "normal", "callback")
 
         if self._caller is not None and _callback_number(offer, self._caller):
@@ -972,7 +1075,7 @@ def _dig(body: Any, path: str) -> str | None:
     return text(value)
 
 
-def _callback_number(offer: model.CallbackOffer, number: str) -> bool:
+def _callback_number(offer: model.CallbackDialogue, number: str) -> bool:
     """A number we may call back: it matches the offer's pattern (a caller's own number too, so an
     internal extension or a SIP name is never read back as a call-back number)."""
     try:

@@ -4,6 +4,11 @@ Time is virtual: it starts at `start` and moves on only as the simulated call mo
 `PROMPT_SECONDS` per sound, a timer runs out after its seconds). The caller listens to each prompt to
 the end and presses the next key when the flow waits for input; the key source decides what the caller
 does: press keys, let a timeout happen (`WAIT`) or hang up (`HANG_UP`).
+
+A queue hands the caller to routing, which the simulator does not run: the call ends there, unless the
+queue offers a call-back. Then the caller hears the offer once they have waited its `after` seconds (and
+again every `every` seconds) and the key source answers it: the offer's key leaves the queue for the
+call-back dialogue, `WAIT` keeps waiting (the simulation ends in the queue), `HANG_UP` hangs up.
 """
 
 from __future__ import annotations
@@ -126,6 +131,9 @@ def simulate(
     timers: dict[str, float] = {}  # timer id -> fires at
     lookups: list[act.Lookup] = []
     recording: act.Voicemail | None = None
+    exits: list[ev.QueueExited] = []  # routing's answers to LeaveQueue
+    offer: act.CallbackOfferSpec | None = None  # the call-back offer of the queue the caller waits in
+    offers = 0
 
     def note(kind: str, text: str, data: Any = None) -> None:
         step = Step(round(clock, 3), kind, text, data)
@@ -134,7 +142,7 @@ def simulate(
             on_step(step)
 
     def feed(event: ev.Event) -> None:
-        nonlocal recording
+        nonlocal recording, offer, offers
         for action in session.handle(event, start + timedelta(seconds=clock)):
             match action:
                 case act.Play():
@@ -160,7 +168,14 @@ def simulate(
                     recording = action
                     note("action", f"record voicemail for mailbox {action.mailbox}", action)
                     journey.final = action
-                case act.Enqueue() | act.RequestCallback() | act.Transfer() | act.Hangup():
+                case act.LeaveQueue():
+                    exits.append(ev.QueueExited(action.reason))
+                    note("action", describe(action), action)
+                case act.Enqueue():
+                    offer, offers = action.callback, (offers if action.since else 0)
+                    journey.final = action
+                    note("action", describe(action), action)
+                case act.RequestCallback() | act.Transfer() | act.Hangup():
                     journey.final = action
                     note("action", describe(action), action)
 
@@ -179,8 +194,27 @@ def simulate(
             clock += recording_seconds
             recording = None
             feed(ev.RecordingFinished(duration=recording_seconds))
+        elif exits:
+            clock += 0.1
+            feed(exits.pop(0))
         elif session.ended:
-            break
+            if offer is None or session.waiting_for != "queue" or (offers and not offer.every):
+                break
+            clock += offer.every if offers else offer.after
+            offers += 1
+            note("action", "hear " + " ".join(offer.prompt) + " (the call-back offer)", offer)
+            clock += PROMPT_SECONDS * len(offer.prompt)
+            key = keys()
+            if key == WAIT:
+                note("note", "the caller keeps waiting for an agent")
+                break
+            if key == HANG_UP:
+                note("hangup", "caller hangs up")
+                feed(ev.Hangup())
+            else:
+                clock += 0.3
+                note("press", f"caller presses {key}", key)
+                feed(ev.Digit(key))
         elif playing:
             playback_id = min(playing, key=lambda p: playing[p][1])
             clock = max(clock, playing.pop(playback_id)[1])
@@ -213,12 +247,19 @@ def describe(action: act.Action) -> str:
     match action:
         case act.Enqueue():
             skills = ", ".join(f"{k}>={v}" for k, v in action.skills.items()) or "any agent"
+            offer = f"; call-back on {action.callback.key}" if action.callback else ""
+            place = f"; back in the place held since {action.since:%H:%M:%S}" if action.since else ""
             return (
                 f"queue {action.queue} ({skills}; priority {action.priority}; music {action.music}; "
-                f"max wait {action.max_wait:g} s)"
+                f"max wait {action.max_wait:g} s{offer}{place})"
             )
+        case act.LeaveQueue():
+            return f"leave the queue ({action.reason})"
         case act.RequestCallback():
-            return f"call-back to {action.number} from queue {action.queue}"
+            place = (
+                f", keeping the place held since {action.place_since:%H:%M:%S}" if action.place_since else ""
+            )
+            return f"call-back to {action.number} from queue {action.queue}{place}"
         case act.Transfer():
             where = f" in {action.context}" if action.context and action.kind == "extension" else ""
             return f"transfer to {action.kind} {action.target}{where}"

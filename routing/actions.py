@@ -45,6 +45,16 @@ class AnnouncePosition:
 
 
 @dataclass(frozen=True, slots=True)
+class OfferCallback:
+    """Play the flow's call-back offer to the waiting caller, who is at `position` (1 = next) with about
+    `estimated_wait` seconds to go (None: unknown)."""
+
+    contact_id: str
+    position: int
+    estimated_wait: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Overflow:
     """The caller leaves the queue for the flow's overflow node (max wait, or no agent can ever take it)."""
 
@@ -54,8 +64,8 @@ class Overflow:
 
 @dataclass(frozen=True, slots=True)
 class RecordEvent:
-    """A contact event for the store: queued, position_announced, agent_offered, agent_no_answer,
-    answered, abandoned (with where="queue" and wait), wrapup_ended."""
+    """A contact event for the store: queued, position_announced, callback_offered, agent_offered,
+    agent_no_answer, answered, abandoned (with where="queue" and wait), wrapup_ended."""
 
     contact_id: str
     type: str
@@ -77,6 +87,7 @@ Action = (
     | StartTimer
     | CancelTimer
     | AnnouncePosition
+    | OfferCallback
     | Overflow
     | RecordEvent
     | AgentStateChanged

@@ -3,12 +3,40 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackOffering:
+    """When a waiting caller hears the flow's call-back offer: first `after` seconds into their wait, or
+    at once when their estimated wait is over `estimate_over` seconds; then again every `every` seconds
+    (0: once)."""
+
+    after: float
+    estimate_over: float | None = None
+    every: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("after", "every"):
+            if getattr(self, name) < 0:
+                raise ValueError(
+                    f"call-back offer: `{name}` is {getattr(self, name):g} s; give 0 or more seconds"
+                )
+        if self.estimate_over is not None and self.estimate_over < 0:
+            raise ValueError(
+                f"call-back offer: `estimate_over` is {self.estimate_over:g} s; give 0 or more seconds, "
+                "or none to offer on time alone"
+            )
 
 
 @dataclass(frozen=True, slots=True)
 class ContactQueued:
     """A caller (or a call-back placeholder) joins `queue`. `skills` and `priority` from the flow's queue
-    node override the queue's own when given; `max_wait` likewise."""
+    node override the queue's own when given; `max_wait` likewise.
+
+    `since` keeps a place across a call-back: a placeholder (or a caller who declined the call-back and
+    came back) ranks, ages and escalates as if waiting since then, and its max wait runs for what is
+    left. `offer_callback` lets the router decide when the waiting caller hears the call-back offer."""
 
     contact_id: str
     queue: str
@@ -17,11 +45,14 @@ class ContactQueued:
     max_wait: float | None = None
     callback: bool = False
     caller: str | None = None
+    since: datetime | None = None
+    offer_callback: CallbackOffering | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ContactLeft:
-    """The caller hung up while waiting or ringing (abandoned), or a call-back was cancelled."""
+    """The caller hung up while waiting or ringing (abandoned), a call-back was cancelled, or the caller
+    chose a call-back (reason "callback": no abandoned record; the placeholder keeps their place)."""
 
     contact_id: str
     reason: str = "abandoned"

@@ -30,6 +30,9 @@ Skills = dict[Name, Level]
 Strategy = Literal["longest_idle", "best_skill", "fewest_calls", "round_robin"]
 
 STRATEGIES: tuple[str, ...] = ("longest_idle", "best_skill", "fewest_calls", "round_robin")
+DialOrder = Literal["agent_first", "customer_first"]
+#: An outbound caller ID: digits with an optional leading +.
+CallerNumber = Annotated[str, Field(pattern=r"^\+?[0-9]{2,20}$")]
 
 
 class Strict(BaseModel):
@@ -117,14 +120,17 @@ def parse_hours(hours: dict[str, str]) -> Window:
 
 class CallbackPolicyConfig(Strict):
     """A queue's call-back rules: attempts in all, seconds between them, seconds after the request the
-    call-back is still worth making, the customer's time zone when they do not give theirs, and the
-    weekly hours in which customers may be called (read in the customer's time zone)."""
+    call-back is still worth making, the customer's time zone when they do not give theirs, the
+    weekly hours in which customers may be called (read in the customer's time zone), and who is rung
+    first: the agent (who hears whom they call, then the customer is dialed) or the customer (an agent
+    is rung once the customer answers)."""
 
     attempts: Annotated[int, Field(ge=1, le=100)] = 3
     delay: Annotated[float, Field(ge=0, le=7 * 24 * 3600)] = 300.0
     expiry: Annotated[float, Field(gt=0, le=90 * 24 * 3600)] = 24 * 3600.0
     time_zone: Annotated[str, Field(min_length=1, max_length=64)] = "UTC"
     hours: dict[str, str] = Field(default_factory=dict)
+    dial: DialOrder = "agent_first"
 
     @field_validator("time_zone")
     @classmethod
@@ -160,6 +166,8 @@ class QueueConfig(Strict):
     priority_aging: Annotated[float, Field(ge=0, le=100)] = 0.0
     #: None: call-backs for this queue follow the default `RetryPolicy` (3 attempts, any time, in UTC)
     callback: CallbackPolicyConfig | None = None
+    #: The number customers see when the queue calls them (call-backs); None: the trunk's own.
+    caller_id: CallerNumber | None = None
 
     @model_validator(mode="after")
     def _steps_in_order(self) -> QueueConfig:

@@ -22,6 +22,7 @@ from routing.actions import (
     AnnouncePosition,
     CancelOffer,
     CancelTimer,
+    OfferCallback,
     OfferContact,
     Overflow,
     RecordEvent,
@@ -37,6 +38,7 @@ from routing.events import (
     AgentNoAnswer,
     AgentPaused,
     AgentResumed,
+    CallbackOffering,
     CallEnded,
     ContactLeft,
     ContactQueued,
@@ -124,6 +126,7 @@ class _Contact:
     callback: bool
     max_wait: float | None
     steps: tuple[EscalationStep, ...]
+    offering: CallbackOffering | None = None
     agent: str | None = None
     answered: bool = False
     offered_at: float = 0.0
@@ -170,6 +173,7 @@ class Router:
         self._dirty_agents: set[str] = set()
         self._dirty_contacts: set[str] = set()
         self._compete: dict[tuple[Signature, Signature], bool] = {}
+        self._new_offerings: list[str] = []
         for agent_id, ac in config.agents.items():
             self._agents[agent_id] = _Agent(agent_id, ac.name, ac.endpoint, dict(ac.skills), ac.wrapup)
 
@@ -215,6 +219,7 @@ class Router:
             case TimerFired():
                 self._timer(event.timer_id, now, t, out)
         self._assign(t, now, out)
+        self._plan_offers(t, out)
         return out
 
     # --- read-only views ---------------------------------------------------------------------------
@@ -329,6 +334,8 @@ class Router:
     # --- events ------------------------------------------------------------------------------------
 
     def _queued(self, event: ContactQueued, t: float, out: list[Action]) -> None:
+        """The contact joins, or comes back with `since`: then it waits as if it had never left, its
+        passed escalation steps applied and its other timers running for what is left."""
         cid = event.contact_id
         if cid in self._contacts:
             return
@@ -336,24 +343,34 @@ class Router:
         if qc is None:
             out.append(Overflow(cid, "unknown_queue"))
             return
+        enqueued = t if event.since is None else min(t, self._t(event.since))
+        waited = t - enqueued
         skills = dict(qc.skills if event.skills is None else event.skills)
-        if not self._anyone_could(skills, qc.escalation):
+        passed = sum(1 for step in qc.escalation if step.after <= waited)
+        if passed:
+            skills = dict(qc.escalation[passed - 1].skills)
+        if not self._anyone_could(skills, qc.escalation[passed:]):
             out.append(Overflow(cid, "no_agent"))
             return
         max_wait = event.max_wait if event.max_wait is not None else (None if event.callback else qc.max_wait)
         priority = qc.priority if event.priority is None else event.priority
-        c = _Contact(cid, event.queue, skills, priority, t, event.callback, max_wait, qc.escalation)
+        c = _Contact(cid, event.queue, skills, priority, enqueued, event.callback, max_wait, qc.escalation)
+        if not event.callback:
+            c.offering = event.offer_callback
         self._contacts[cid] = c
         self._wait(c)
-        out.append(
-            RecordEvent(cid, "queued", {"queue": c.queue, "skills": dict(skills), "priority": priority})
-        )
+        data: dict[str, object] = {"queue": c.queue, "skills": dict(skills), "priority": priority}
+        if event.since is not None:
+            data["waited"] = waited
+        out.append(RecordEvent(cid, "queued", data))
         if max_wait is not None:
-            self._start(f"queue:{cid}:max_wait", ("max_wait", cid, 0), max_wait, out)
+            self._start(f"queue:{cid}:max_wait", ("max_wait", cid, 0), max(0.0, max_wait - waited), out)
         if qc.announce_every > 0 and not event.callback:
             self._start(f"queue:{cid}:announce", ("announce", cid, 0), qc.announce_every, out)
-        for i, step in enumerate(qc.escalation):
-            self._start(f"queue:{cid}:escalate:{i}", ("escalate", cid, i), step.after, out)
+        for i, step in enumerate(qc.escalation[passed:], start=passed):
+            self._start(f"queue:{cid}:escalate:{i}", ("escalate", cid, i), step.after - waited, out)
+        if c.offering is not None:
+            self._new_offerings.append(cid)
         self._dirty_contacts.add(cid)
 
     def _left(self, cid: str, reason: str, now: datetime, t: float, out: list[Action]) -> None:
@@ -511,6 +528,11 @@ class Router:
                     )
             if qc is not None and qc.announce_every > 0:
                 self._start(timer_id, what, qc.announce_every, out)
+        elif kind == "offer":
+            if c.agent is None:  # while an agent rings for the caller the offer waits for the next turn
+                self._offer_callback(c, t, out)
+            if c.offering is not None and c.offering.every > 0:
+                self._start(timer_id, what, c.offering.every, out)
         elif kind == "escalate":
             if c.agent is None:
                 self._unwait(c)
@@ -519,6 +541,37 @@ class Router:
                 self._dirty_contacts.add(c.id)
             else:
                 c.skills = dict(c.steps[step].skills)
+
+    # --- call-back offers --------------------------------------------------------------------------
+
+    def _plan_offers(self, t: float, out: list[Action]) -> None:
+        """After the assignment round: offer the call-back at once to a newly queued caller who still
+        waits with a long estimate, and time the next offer."""
+        new, self._new_offerings = self._new_offerings, []
+        for cid in new:
+            c = self._contacts.get(cid)
+            if c is None or c.answered or c.offering is None:
+                continue
+            offering = c.offering
+            timer_id, what = f"queue:{cid}:offer", ("offer", cid, 0)
+            if c.agent is None and offering.estimate_over is not None:
+                estimate = self._estimate(c, self._position(c, t))
+                if estimate is not None and estimate > offering.estimate_over:
+                    self._offer_callback(c, t, out)
+                    if offering.every > 0:
+                        self._start(timer_id, what, offering.every, out)
+                    continue
+            self._start(timer_id, what, max(0.0, offering.after - (t - c.enqueued)), out)
+
+    def _offer_callback(self, c: _Contact, t: float, out: list[Action]) -> None:
+        position = self._position(c, t)
+        estimate = self._estimate(c, position)
+        out.append(OfferCallback(c.id, position, estimate))
+        out.append(
+            RecordEvent(
+                c.id, "callback_offered", {"queue": c.queue, "position": position, "estimated_wait": estimate}
+            )
+        )
 
     # --- agent state -------------------------------------------------------------------------------
 
@@ -658,6 +711,7 @@ class Router:
     def _cancel_contact_timers(self, c: _Contact, out: list[Action]) -> None:
         self._cancel(f"queue:{c.id}:max_wait", out)
         self._cancel(f"queue:{c.id}:announce", out)
+        self._cancel(f"queue:{c.id}:offer", out)
         for i in range(len(c.steps)):
             self._cancel(f"queue:{c.id}:escalate:{i}", out)
 

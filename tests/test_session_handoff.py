@@ -79,7 +79,13 @@ def test_queue_hands_the_caller_to_routing() -> None:
             music="default",
             announce_every=30.0,
             max_wait=300.0,
-            callback=True,
+            callback=act.CallbackOfferSpec(
+                key="1",
+                after=30.0,
+                estimate_over=120.0,
+                every=60.0,
+                prompt=("sound:vm-press", "sound:digits/1", "sound:vm-tocallback"),
+            ),
             language="en",
             variables={
                 "tier": "gold",
@@ -92,7 +98,7 @@ def test_queue_hands_the_caller_to_routing() -> None:
         act.RecordEvent("queued", {"queue": "support", "skills": {"internet": 3}, "priority": 5}),
     ]
     assert (s.ended, s.outcome, s.waiting_for) == (True, "queue", "queue")
-    assert s.handle(ev.Digit("1"), NOW) == []
+    assert s.handle(ev.Digit("5"), NOW) == []
     assert s.handle(ev.TransferFailed(), NOW) == []
 
 

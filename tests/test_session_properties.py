@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from ivr import actions as act
 from ivr import events as ev
 from ivr.flowset import FlowSet
-from ivr.model import Callback, Collect, Flow, Language, Menu
+from ivr.model import Callback, Collect, Flow, Language, Menu, Queue
 from ivr.session import OUTCOMES, Session
 
 DRAIN_LIMIT = 500
@@ -156,9 +156,23 @@ SURVEY: dict[str, Any] = {
     },
 }
 
+# a caller straight into a queue that offers a call-back, so calls often press its key
+WAITING: dict[str, Any] = {
+    "flow": "waiting",
+    "start": "queue",
+    "nodes": {
+        "queue": {
+            "queue": {"name": "support", "callback": {"key": "*", "retries": 1}},
+            "overflow": "bye",
+        },
+        "bye": {"hangup": "goodbye"},
+    },
+}
+
 
 def fixtures() -> list[tuple[FlowSet, str]]:
-    flows = FlowSet({spec["flow"]: Flow.model_validate(spec) for spec in (HOTLINE, SHARED, SURVEY)})
+    specs = (HOTLINE, SHARED, SURVEY, WAITING)
+    flows = FlowSet({spec["flow"]: Flow.model_validate(spec) for spec in specs})
     return [(flows, name) for name in flows]
 
 
@@ -197,6 +211,8 @@ NOISE = st.one_of(
     st.tuples(st.just("stale"), st.sampled_from(["p", "t", "r", "x"]), st.integers(0, 40)),
     st.tuples(st.just("recording")),
     st.tuples(st.just("queue_exited")),
+    st.tuples(st.just("queue_callback")),
+    st.tuples(st.just("queue_answered")),
     st.tuples(st.just("transfer_failed")),
     st.tuples(st.just("call_started")),
 )
@@ -223,6 +239,7 @@ class Call:
     timers: set[str] = field(default_factory=set)
     seen: set[str] = field(default_factory=set)
     hangups: int = 0
+    leaving: bool = False  # the engine asked routing to let the caller go for a call-back
 
     def feed(self, event: ev.Event) -> list[act.Action]:
         closed = self.session.waiting_for is None
@@ -230,6 +247,8 @@ class Call:
             self.timers.discard(event.timer_id)
         if isinstance(event, ev.PlaybackFinished):
             self.playing.discard(event.playback_id)
+        if isinstance(event, ev.QueueExited | ev.QueueAnswered):
+            self.leaving = False
         out = self.session.handle(event, self.now)
         self.now += timedelta(seconds=1)
         if closed:
@@ -271,6 +290,8 @@ class Call:
             case act.RecordEvent():
                 assert action.type in act.EVENT_TYPES
                 assert action.type != "flow_error", action.data
+            case act.LeaveQueue():
+                self.leaving = True
             case act.Hangup():
                 self.hangups += 1
                 assert self.hangups == 1
@@ -296,6 +317,10 @@ class Call:
                 return digits if len(digits) == node.max_length else digits + (node.terminator or "")
             case Callback():
                 return "1" if n % 3 else "2601234567#"
+            case Queue() if s.waiting_for in ("input", "playback"):  # the call-back dialogue of a queue
+                return "1" if n % 3 else "2601234567#"
+            case Queue() if node.queue.callback is not None:
+                return node.queue.callback.key if n % 2 else str(n)
         return str(n)
 
     def event_for(self, step: tuple[Any, ...]) -> ev.Event:
@@ -323,6 +348,10 @@ class Call:
                 return ev.RecordingFinished(4.0)
             case ("queue_exited",):
                 return ev.QueueExited("max wait")
+            case ("queue_callback",):
+                return ev.QueueExited("callback")
+            case ("queue_answered",):
+                return ev.QueueAnswered()
             case ("transfer_failed",):
                 return ev.TransferFailed("busy")
         return ev.CallStarted(caller="+1", dialed="1")
@@ -340,7 +369,7 @@ class Call:
             case "recording":
                 return ev.RecordingFinished(6.0)
             case "queue":
-                return ev.QueueExited("max wait")
+                return ev.QueueExited("callback" if self.leaving else "max wait")
             case "transfer":
                 return ev.TransferFailed("no answer")
         return ev.Hangup()

@@ -42,7 +42,9 @@ class InvalidCallback(StoreError, ValueError):
 @dataclass(frozen=True, slots=True)
 class Callback:
     """One call-back as the store keeps it. `contact_id` is the contact that asked for it (a web
-    request is its own contact); `attempt_contact_id` is the contact of the current or last attempt."""
+    request is its own contact); `attempt_contact_id` is the contact of the current or last attempt;
+    `place_since` is when the caller's place in the queue dates from (a caller who chose a call-back
+    while waiting keeps it for the first attempt), None for a call-back that joins when it is due."""
 
     id: str
     contact_id: str
@@ -64,6 +66,7 @@ class Callback:
     updated_at: datetime
     last_outcome: str | None
     attempt_contact_id: str | None
+    place_since: datetime | None = None
 
 
 def e164(number: str) -> str:
@@ -113,6 +116,7 @@ def _record(row: sa.Row[Any]) -> Callback:
         updated_at=m["updated_at"],
         last_outcome=m["last_outcome"],
         attempt_contact_id=m["attempt_contact_id"],
+        place_since=m["place_since"],
     )
 
 
@@ -193,6 +197,7 @@ class CallbackStore:
         time_zone: str = "UTC",
         expires_at: datetime | None = None,
         callback_id: str | None = None,
+        place_since: datetime | None = None,
     ) -> Callback:
         """Store a scheduled call-back (first attempt at `next_attempt_at`, from `routing.callbacks.
         first_attempt`) and write `callback_scheduled` on its contact.
@@ -209,7 +214,7 @@ class CallbackStore:
         for name, value, limit in (("customer reference", customer_ref, 200), ("note", note, 2000)):
             if value is not None and (not isinstance(value, str) or len(value) > limit or "\x00" in value):
                 raise InvalidCallback(f"call-back {name} must be text of at most {limit} characters")
-        for name, at in (("next attempt", next_attempt_at), ("expiry", expires_at)):
+        for name, at in (("next attempt", next_attempt_at), ("expiry", expires_at), ("place", place_since)):
             if at is not None and (at.tzinfo is None or at.utcoffset() is None):
                 raise InvalidCallback(
                     f"call-back {name} {at.isoformat()} has no time zone; pass an aware time"
@@ -243,6 +248,7 @@ class CallbackStore:
             "updated_at": now,
             "last_outcome": None,
             "attempt_contact_id": None,
+            "place_since": place_since,
         }
         insert = self._store._insert(callbacks).on_conflict_do_nothing(index_elements=["id"])
         async with self._store._write(lock=True) as conn:
@@ -313,7 +319,7 @@ class CallbackStore:
 
     async def cancel(self, callback_id: str, now: datetime, reason: str = "cancelled") -> Callback | None:
         """Cancel a call-back that is not over yet (None: no such call-back); a worker dialing it loses
-        its lease, so its outcome is refused. Written as `callback_failed` with the reason."""
+        its lease, so its outcome is refused. Written as `callback_cancelled` with the reason."""
         now = _now(now)
         async with self._store._write(lock=True) as conn:
             current = await self._get_in(conn, callback_id)
@@ -330,10 +336,10 @@ class CallbackStore:
                 updated_at=now,
                 last_outcome="cancelled",
             )
-            failed = _event(
-                changed, "callback_failed", "final", now, {"reason": reason, "attempts": changed.attempts}
+            cancelled = _event(
+                changed, "callback_cancelled", "final", now, {"reason": reason, "attempts": changed.attempts}
             )
-            await self._append_in(conn, [failed])
+            await self._append_in(conn, [cancelled])
             return changed
 
     async def reschedule(self, callback_id: str, at: datetime, now: datetime) -> Callback | None:
@@ -422,6 +428,25 @@ class CallbackStore:
                 callbacks.c.lease_until > now,
             )
             .values(lease_until=now + lease, updated_at=now)
+            .returning(callbacks)
+        )
+        async with self._store._write() as conn:
+            row = (await conn.execute(update)).first()
+        return None if row is None else _record(row)
+
+    async def release(self, callback_id: str, owner: str, now: datetime) -> Callback | None:
+        """Give up `owner`'s lease on a call-back waiting in its queue (not being dialed): it is due again
+        for any worker, or closed by `expire()` when its time is over. None: it was not `owner`'s."""
+        now = _now(now)
+        _check_owner(owner)
+        update = (
+            sa.update(callbacks)
+            .where(
+                callbacks.c.id == callback_id,
+                callbacks.c.state == "queued",
+                callbacks.c.lease_owner == owner,
+            )
+            .values(lease_owner=None, lease_until=None, updated_at=now)
             .returning(callbacks)
         )
         async with self._store._write() as conn:

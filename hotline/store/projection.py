@@ -11,8 +11,8 @@ KPI rules, in the contact-center's words:
 - `ended_at` is the first of abandoned / hung_up / call_ended; `talk_seconds` runs from `answered_at`
   to `ended_at`.
 - `outcome`: answered, abandoned_ivr, abandoned_queue, callback (then callback_completed / _failed /
-  _expired), voicemail, transferred (by the IVR, before any agent answered) or ended_in_ivr (the flow
-  hung up). A call that ends with no outcome recorded gets one from where it was.
+  _expired / _cancelled), voicemail, transferred (by the IVR, before any agent answered) or ended_in_ivr
+  (the flow hung up). A call that ends with no outcome recorded gets one from where it was.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ CALLBACK_RESULTS = {
     "callback_completed": "callback_completed",
     "callback_failed": "callback_failed",
     "callback_expired": "callback_expired",
+    "callback_cancelled": "callback_cancelled",
 }
 
 

@@ -145,6 +145,7 @@ callbacks = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("last_outcome", sa.String(16), nullable=True),
     sa.Column("attempt_contact_id", sa.String(64), nullable=True),
+    sa.Column("place_since", UTCDateTime(), nullable=True),
     sa.Index(None, "next_attempt_at"),
     sa.Index(None, "state", "created_at", "id"),
     sa.Index(None, "contact_id"),

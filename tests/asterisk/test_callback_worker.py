@@ -28,11 +28,20 @@ OUTBOUND = "+48225550100"
 APP = "hotline-callbacks"
 
 
-def config(attempts: int = 3, delay: float = 300.0, agents: dict[str, Any] | None = None) -> RoutingConfig:
-    return routing(
-        agents or {"ann": agent(ANSWERS, {"support": 5})},
-        {"support": {"skills": {"support": 1}, "callback": {"attempts": attempts, "delay": delay}}},
-    )
+def config(
+    attempts: int = 3,
+    delay: float = 300.0,
+    agents: dict[str, Any] | None = None,
+    dial: str = "agent_first",
+    caller_id: str | None = None,
+) -> RoutingConfig:
+    queue: dict[str, Any] = {
+        "skills": {"support": 1},
+        "callback": {"attempts": attempts, "delay": delay, "dial": dial},
+    }
+    if caller_id is not None:
+        queue["caller_id"] = caller_id
+    return routing(agents or {"ann": agent(ANSWERS, {"support": 5})}, {"support": queue})
 
 
 def policy_of(config: RoutingConfig) -> Callable[[str | None], RetryPolicy]:
@@ -64,6 +73,8 @@ async def worker(
     routing_config: RoutingConfig,
     customer: str,
     whisper: Callable[[Callback], list[str]] = default_whisper,
+    dial_timeout: float = 30.0,
+    log_in: bool = True,
 ) -> AsyncIterator[tuple[RoutedHotline, Listening]]:
     hotline = RoutedHotline(asterisk, tmp_path, routing_config, None)
     await hotline.start()
@@ -80,10 +91,12 @@ async def worker(
         dial=customer,
         caller_id_for=lambda queue: OUTBOUND,
         whisper=whisper,
+        dial_timeout=dial_timeout,
     )
     dialer.heard = []
     try:
-        await hotline.log_in(*routing_config.agents)
+        if log_in:
+            await hotline.log_in(*routing_config.agents)
         await dialer.start()
         yield hotline, dialer
     finally:
@@ -100,11 +113,21 @@ async def bridges_of(hotline: RoutedHotline, cb: Callback) -> list[dict[str, Any
     return [b for b in await hotline.ari.get("/bridges") if b.get("name") == f"callback-{cb.id}"]
 
 
-async def request(hotline: RoutedHotline) -> Callback:
+async def request(hotline: RoutedHotline, *, due: float = 0.0, expires: float = 3600.0) -> Callback:
     now = datetime.now(UTC)
     return await CallbackStore(hotline._store()).create(
-        number=NUMBER, now=now, next_attempt_at=now, queue="support", expires_at=now + timedelta(hours=1)
+        number=NUMBER,
+        now=now,
+        next_attempt_at=now + timedelta(seconds=due),
+        queue="support",
+        expires_at=now + timedelta(seconds=expires),
     )
+
+
+def started_legs(dialer: Listening) -> list[str]:
+    """What each leg the worker made was for, in the order they reached the app: customer or callback
+    (the agent's)."""
+    return [str(e["args"][0]) for e in dialer.heard if e["type"] == "StasisStart" and e.get("args")]
 
 
 async def until(hotline: RoutedHotline, callback_id: str, *states: str, timeout: float = 10.0) -> Callback:
@@ -211,3 +234,105 @@ async def test_an_agent_who_does_not_answer_is_paused_and_the_next_agent_makes_t
         ringing = [c for c in await hotline.ari.list_channels() if "ring@hotline-test" in c["name"]]
         assert ringing == []
         assert len((await bridges_of(hotline, cb))[0]["channels"]) == 2
+
+
+async def test_customer_first_dials_the_customer_then_rings_the_agent_and_bridges_them(
+    asterisk: Running, tmp_path: Path
+) -> None:
+    routing_config = config(dial="customer_first", caller_id="+48225550199")
+    async with worker(asterisk, tmp_path, routing_config, "Local/answer@hotline-test") as (hotline, dialer):
+        cb = await request(hotline)
+
+        done = await until(hotline, cb.id, "completed", timeout=20)
+        assert (done.attempts, done.last_outcome) == (1, "answered")
+        # the customer answered first, then the agent's phone rang; no whisper on this order
+        assert started_legs(dialer) == ["customer", "callback"]
+        assert dialer.media_played() == []
+        assert hotline.state("ann")[0] == "on_call"
+        [bridge] = await bridges_of(hotline, cb)
+        callers = [(await hotline.ari.get(f"/channels/{c}"))["caller"]["number"] for c in bridge["channels"]]
+        # the queue's own outbound number (routing file) wins over the worker's fallback
+        assert sorted(callers) == sorted([NUMBER, "+48225550199"])
+
+
+async def test_customer_first_a_customer_who_does_not_answer_frees_the_agent_without_a_pause(
+    asterisk: Running, tmp_path: Path
+) -> None:
+    routing_config = config(dial="customer_first", delay=60)
+    async with worker(asterisk, tmp_path, routing_config, "Local/ring@hotline-test", dial_timeout=1.5) as (
+        hotline,
+        dialer,
+    ):
+        cb = await request(hotline)
+
+        waiting = await until(hotline, cb.id, "retry_wait", timeout=10)
+        assert (waiting.attempts, waiting.last_outcome) == (1, "no_answer")
+        # ann was only reserved: never rung, and back to available, not paused
+        await hotline.until_state("ann", "available", timeout=3)
+        assert started_legs(dialer) == []
+        assert [q.waiting for q in hotline.service().queues()] == [[]]
+
+
+async def test_a_customer_who_does_not_answer_is_called_again_and_answers_the_second_time(
+    asterisk: Running, tmp_path: Path
+) -> None:
+    async with worker(
+        asterisk, tmp_path, config(attempts=3, delay=1.0), "Local/ring@hotline-test", short, dial_timeout=1.5
+    ) as (hotline, dialer):
+        cb = await request(hotline)
+
+        waiting = await until(hotline, cb.id, "retry_wait", timeout=10)
+        assert (waiting.attempts, waiting.last_outcome) == (1, "no_answer")
+        dialer.dial = "Local/answer@hotline-test"  # the customer is back at their phone
+        done = await until(hotline, cb.id, "completed", timeout=10)
+        assert (done.attempts, done.last_outcome) == (2, "answered")
+        assert waiting.next_attempt_at is not None and done.updated_at >= waiting.next_attempt_at
+        stored = await contact_events(hotline, cb.contact_id)
+        assert [t for t, _ in stored] == [
+            "callback_scheduled",
+            "callback_attempted",
+            "callback_scheduled",
+            "callback_attempted",
+            "callback_completed",
+        ]
+        # each attempt is a contact of its own, linked from the call-back's contact
+        first, second = stored[1][1]["contact_id"], stored[3][1]["contact_id"]
+        assert first != second and stored[4][1]["contact_id"] == second
+
+
+async def test_a_call_back_waiting_for_an_agent_expires_and_leaves_the_queue(
+    asterisk: Running, tmp_path: Path
+) -> None:
+    async with worker(asterisk, tmp_path, config(), "Local/answer@hotline-test", log_in=False) as (
+        hotline,
+        dialer,
+    ):
+        cb = await request(hotline, expires=1.5)
+        queued = await until(hotline, cb.id, "queued")
+        assert queued.lease_owner == "node-1"
+        [queue] = hotline.service().queues()
+        assert [w.callback for w in queue.waiting] == [True]
+
+        expired = await until(hotline, cb.id, "expired", timeout=6)
+        assert expired.attempts == 0 and expired.lease_owner is None
+        assert [q.waiting for q in hotline.service().queues()] == [[]]
+        assert dialer.held == []
+        stored = await contact_events(hotline, cb.contact_id)
+        assert [t for t, _ in stored] == ["callback_scheduled", "callback_expired"]
+
+
+async def test_a_call_back_scheduled_seconds_ahead_is_made_at_its_time(
+    asterisk: Running, tmp_path: Path
+) -> None:
+    async with worker(asterisk, tmp_path, config(), "Local/answer@hotline-test", short) as (hotline, _):
+        cb = await request(hotline, due=2.0)
+        assert cb.next_attempt_at is not None
+        await asyncio.sleep(1.0)
+        early = await CallbackStore(hotline._store()).get(cb.id)
+        assert early is not None and (early.state, early.attempts) == ("scheduled", 0)
+
+        done = await until(hotline, cb.id, "completed", timeout=10)
+        stored = await hotline._store().events_after(0, limit=10_000)
+        [attempted] = [e for e in stored if e.contact_id == cb.contact_id and e.type == "callback_attempted"]
+        assert attempted.at >= cb.next_attempt_at
+        assert done.attempts == 1

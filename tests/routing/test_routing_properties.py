@@ -12,7 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from routing_helpers import at, config
 
-from routing.actions import Action, CancelOffer, CancelTimer, OfferContact, Overflow, RecordEvent, StartTimer
+from routing.actions import (
+    Action,
+    CancelOffer,
+    CancelTimer,
+    OfferCallback,
+    OfferContact,
+    Overflow,
+    RecordEvent,
+    StartTimer,
+)
 from routing.errors import IllegalTransition
 from routing.events import (
     AgentAnswered,
@@ -21,6 +30,7 @@ from routing.events import (
     AgentNoAnswer,
     AgentPaused,
     AgentResumed,
+    CallbackOffering,
     CallEnded,
     ContactLeft,
     ContactQueued,
@@ -54,6 +64,10 @@ CFG = config(
 
 step = st.tuples(st.integers(0, 13), st.integers(0, 50), st.integers(0, 40))
 
+#: how a caller joins: afresh, or keeping a place from earlier (or "from" the future), with a call-back offer
+SINCE = (None, 0, 25, 100, 400, -30)
+OFFERINGS = (None, CallbackOffering(20, None, 0), CallbackOffering(10, 150, 30), CallbackOffering(40, 0, 60))
+
 
 @dataclass
 class Center:
@@ -66,6 +80,7 @@ class Center:
     holding: dict[str, str] = field(default_factory=dict)  # agent -> contact offered or talking
     talking: set[str] = field(default_factory=set)
     queued: list[str] = field(default_factory=list)
+    joined: dict[str, tuple[str, float]] = field(default_factory=dict)  # contact -> queue, place since
     done: set[str] = field(default_factory=set)
     count: int = 0
 
@@ -93,6 +108,8 @@ class Center:
             self.holding.pop(event.agent_id)
         if isinstance(event, ContactLeft):
             self.done.add(event.contact_id)
+            if event.reason == "callback":
+                assert not any(isinstance(a, RecordEvent) and a.type == "abandoned" for a in actions)
         if isinstance(event, CallEnded | ContactLeft):
             self.talking.discard(event.contact_id)
             for agent_id, contact_id in list(self.holding.items()):
@@ -114,6 +131,10 @@ class Center:
                         assert r._rank(other, t) > r._rank(offered, t)
             elif isinstance(a, CancelOffer):
                 assert self.holding.pop(a.agent_id, a.contact_id) == a.contact_id
+            elif isinstance(a, OfferCallback):  # only to a caller still waiting, never to a placeholder
+                offered = r._contacts[a.contact_id]
+                assert offered.agent is None and not offered.answered and not offered.callback
+                assert a.position == r.position(a.contact_id, at(self.now))
             elif isinstance(a, Overflow):
                 self.done.add(a.contact_id)
             elif isinstance(a, RecordEvent) and a.type == "queued":
@@ -131,6 +152,11 @@ class Center:
         for q in r.queues(at(self.now)):
             ranks = [r._rank(r._contacts[w.contact_id], t) for w in q.waiting]
             assert ranks == sorted(ranks)
+
+    def join(self, event: ContactQueued) -> None:
+        if any(isinstance(a, RecordEvent) and a.type == "queued" for a in self.send(event)):
+            since = self.now if event.since is None else min(self.now, (event.since - at(0)).total_seconds())
+            self.joined[event.contact_id] = (event.queue, since)
 
     def fire_next(self) -> bool:
         if not self.timers:
@@ -157,17 +183,32 @@ class Center:
             self.count += 1
             queue = ("q1", "q2", "q3")[index % 3]
             callback = index % 7 == 0
-            self.send(
+            back = SINCE[(index + kind) % len(SINCE)]
+            since = None if back is None else self.now - back
+            self.join(
                 ContactQueued(
                     f"c{self.count}",
                     queue,
                     priority=index % 4 if index % 2 else None,
                     callback=callback,
                     max_wait=400 if callback else None,
+                    since=None if since is None else at(since),
+                    offer_callback=OFFERINGS[(index // 3) % len(OFFERINGS)],
                 )
             )
         elif kind == 3 and self.queued:
-            self.send(ContactLeft(self.queued[index % len(self.queued)]))
+            contact = self.queued[index % len(self.queued)]
+            if index % 3 or contact not in self.joined:
+                self.send(ContactLeft(contact))
+            else:  # the caller chooses a call-back: later a placeholder joins in their place
+                self.send(ContactLeft(contact, reason="callback"))
+                queue, since = self.joined[contact]
+                self.now += dt
+                self.join(
+                    ContactQueued(
+                        f"{contact}-cb", queue, callback=True, max_wait=index * 10 or None, since=at(since)
+                    )
+                )
         elif kind == 4:
             self.send(AgentLoggedIn(agent))
         elif kind == 5:

@@ -127,6 +127,18 @@ async def test_list_pages_newest_first_and_filters_by_state(store: Store) -> Non
     assert [c.id for c in (await callbacks.list(state="scheduled")).items] == ["cb4", "cb3", "cb1", "cb0"]
 
 
+async def test_a_place_in_the_queue_is_kept_through_claims(store: Store) -> None:
+    callbacks = CallbackStore(store)
+    await make(callbacks, 1, place_since=at(-95))
+    await make(callbacks, 2)
+    claimed = await callbacks.claim("cb1", "node-a", T0, 60)
+    assert claimed is not None and claimed.place_since == at(-95)
+    plain = await callbacks.get("cb2")
+    assert plain is not None and plain.place_since is None
+    with pytest.raises(InvalidCallback, match=r"place .* has no time zone"):
+        await make(callbacks, 3, place_since=datetime(2026, 12, 1, 8, 0))
+
+
 async def test_cancel_and_reschedule(store: Store) -> None:
     callbacks = CallbackStore(store)
     await make(callbacks, 1, contact_id="contact-1")
@@ -143,11 +155,11 @@ async def test_cancel_and_reschedule(store: Store) -> None:
         await callbacks.reschedule("cb1", at(2000), at(30))
     assert await callbacks.cancel("nope", at(30)) is None
     events = await store.timeline("contact-1")
-    assert [e.type for e in events] == ["callback_scheduled", "callback_scheduled", "callback_failed"]
+    assert [e.type for e in events] == ["callback_scheduled", "callback_scheduled", "callback_cancelled"]
     assert events[1].data["due"] == at(900).isoformat()
     assert events[2].data == {"reason": "customer called in", "attempts": 0}
     contact = await store.contact("contact-1")
-    assert contact is not None and contact.outcome == "callback_failed"
+    assert contact is not None and contact.outcome == "callback_cancelled"
 
 
 async def test_due_orders_by_priority_then_the_longest_overdue(store: Store) -> None:
@@ -411,3 +423,22 @@ async def test_kill_9_mid_dial_every_callback_happens_exactly_once(store_url: st
 
 if __name__ == "__main__":
     asyncio.run(crash_worker(sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3]), int(sys.argv[4])))
+
+
+async def test_a_released_placeholder_is_due_again_or_expires(store: Store) -> None:
+    callbacks = CallbackStore(store)
+    await make(callbacks, 1)
+    await make(callbacks, 2)
+    assert await callbacks.claim("cb1", "node-a", T0, 60) is not None
+    assert await callbacks.release("cb1", "node-b", at(1)) is None  # not node-b's to give up
+    assert [c.id for c in await callbacks.due(at(2))] == ["cb2"]
+    released = await callbacks.release("cb1", "node-a", at(2))
+    assert released is not None and (released.state, released.lease_owner) == ("queued", None)
+    assert [c.id for c in await callbacks.due(at(3))] == ["cb1", "cb2"]
+    day = 24 * 3600
+    assert await callbacks.claim("cb1", "node-a", at(day - 10), 60) is not None
+    assert await callbacks.claim("cb2", "node-a", at(day - 10), 60) is not None
+    assert [c.id for c in await callbacks.expire(at(day + 1))] == []  # live leases keep them
+    assert await callbacks.release("cb1", "node-a", at(day + 2)) is not None
+    [expired] = await callbacks.expire(at(day + 3))
+    assert (expired.id, expired.state) == ("cb1", "expired")

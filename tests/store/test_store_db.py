@@ -175,7 +175,7 @@ async def test_migrations_run_from_empty_and_match_the_tables(store_url: str) ->
         "customer_phones",
         "callbacks",
     }
-    assert revisions == ["0002"]
+    assert revisions == ["0003"]
     opened = await open_store(store_url, migrate=False)
     try:
         assert await opened.append([new_event("hung_up", "c1", at=at(0))]) == 1
