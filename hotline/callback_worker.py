@@ -377,27 +377,8 @@ class CallbackWorker:
         """Ring `offer`'s agent for the customer who answered and waits; bridge them on answer."""
         cb, customer = held.callback, held.customer_leg
         assert customer is not None
-        agent = self.routing.config.agents.get(offer.agent_id)
-        leg = held.agent_leg = uuid.uuid4().hex
-        held.agent_id = offer.agent_id
-        held.cancelled = False
-        self._legs[leg] = asyncio.Queue()
-        if agent is None:
-            await self._agent_missed(held, "failed")
-            return
-        try:
-            await self.ari.originate(
-                agent.endpoint,
-                self.ari.app,
-                leg,
-                app_args=f"callback,{held.contact_id}",
-                caller_id=caller_id(cb.number, None),
-                timeout=math.ceil(offer.ring_timeout) + 1,
-                variables={"HOTLINE_CONTACT": held.contact_id, "HOTLINE_AGENT": offer.agent_id},
-            )
-        except AriError as e:
-            log.warning("could not ring the agent for a call-back", agent=offer.agent_id, error=str(e))
-            await self._agent_missed(held, "failed")
+        leg = await self._call_agent(held, offer)
+        if leg is None:
             return
         answered = asyncio.ensure_future(
             self._next(leg, offer.ring_timeout, "StasisStart", *CHANNEL_END_EVENTS)
@@ -414,18 +395,7 @@ class CallbackWorker:
             return
         gone.cancel()
         event = answered.result()
-        if event is None or event["type"] != "StasisStart":
-            await self._hang_up(leg)
-            cause = None if event is None else event.get("cause")
-            reason = CAUSES.get(cause, "failed") if isinstance(cause, int) and cause else "no answer"
-            await self._agent_missed(held, reason)
-            return
-        try:
-            await self.routing.submit(events.AgentAnswered(offer.agent_id, held.contact_id))
-        except RoutingError as e:
-            log.warning("routing refused the agent's answer; hanging up the agent", error=str(e))
-            self._forget(leg)
-            await self._hang_up(leg)
+        if not await self._agent_took(held, offer, leg, event):
             return
         with contextlib.suppress(AriError):
             await self.ari.delete(f"/channels/{customer}/moh")
@@ -486,8 +456,9 @@ class CallbackWorker:
             return leg, "failed"
         return leg, await self._customer_answer(leg)
 
-    async def _ring_agent(self, held: Held, offer: actions.OfferContact) -> None:
-        cb = held.callback
+    async def _call_agent(self, held: Held, offer: actions.OfferContact) -> str | None:
+        """Ring `offer`'s agent, showing the customer's number: their leg, or None when it could not
+        be rung (the router is told the agent missed it)."""
         agent = self.routing.config.agents.get(offer.agent_id)
         leg = held.agent_leg = uuid.uuid4().hex
         held.agent_id = offer.agent_id
@@ -495,34 +466,48 @@ class CallbackWorker:
         self._legs[leg] = asyncio.Queue()
         if agent is None:
             await self._agent_missed(held, "failed")
-            return
+            return None
         try:
             await self.ari.originate(
                 agent.endpoint,
                 self.ari.app,
                 leg,
                 app_args=f"callback,{held.contact_id}",
-                caller_id=caller_id(cb.number, None),
+                caller_id=caller_id(held.callback.number, None),
                 timeout=math.ceil(offer.ring_timeout) + 1,
                 variables={"HOTLINE_CONTACT": held.contact_id, "HOTLINE_AGENT": offer.agent_id},
             )
         except AriError as e:
             log.warning("could not ring the agent for a call-back", agent=offer.agent_id, error=str(e))
             await self._agent_missed(held, "failed")
-            return
-        event = await self._next(leg, offer.ring_timeout, "StasisStart", *CHANNEL_END_EVENTS)
+            return None
+        return leg
+
+    async def _agent_took(
+        self, held: Held, offer: actions.OfferContact, leg: str, event: Event | None
+    ) -> bool:
+        """Did the agent's leg answer (`event` is its StasisStart)? The router hears either way."""
         if event is None or event["type"] != "StasisStart":
             await self._hang_up(leg)
             cause = None if event is None else event.get("cause")
             reason = CAUSES.get(cause, "failed") if isinstance(cause, int) and cause else "no answer"
             await self._agent_missed(held, reason)
-            return
+            return False
         try:
             await self.routing.submit(events.AgentAnswered(offer.agent_id, held.contact_id))
         except RoutingError as e:
             log.warning("routing refused the agent's answer; hanging up the agent", error=str(e))
             self._forget(leg)
             await self._hang_up(leg)
+            return False
+        return True
+
+    async def _ring_agent(self, held: Held, offer: actions.OfferContact) -> None:
+        leg = await self._call_agent(held, offer)
+        if leg is None:
+            return
+        event = await self._next(leg, offer.ring_timeout, "StasisStart", *CHANNEL_END_EVENTS)
+        if not await self._agent_took(held, offer, leg, event):
             return
         if not await self._whisper(held, leg):
             await self._agent_ended(held, by="agent")

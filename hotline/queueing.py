@@ -523,16 +523,20 @@ class RoutingService:
             waiting.offer_pending = True
             return
         waiting.offer_pending = False
+        await self._between_music(waiting, "offer", list(waiting.offer_prompt))
+
+    async def _between_music(self, waiting: Waiting, what: str, media: list[str]) -> None:
+        """Stop the music, play `media`; the music comes back when it finished (`_announced`)."""
         waiting.announcements += 1
-        playback_id = f"{waiting.channel_id}-offer-{waiting.announcements}"
+        playback_id = f"{waiting.channel_id}-{what}-{waiting.announcements}"
         await self._music_off(waiting)
         waiting.announcing = playback_id
         try:
-            await self.ari.play(
-                waiting.channel_id, list(waiting.offer_prompt), lang=waiting.language, playback_id=playback_id
-            )
+            await self.ari.play(waiting.channel_id, media, lang=waiting.language, playback_id=playback_id)
         except AriError as e:
-            log.info("call-back offer not played", contact=contact_id, error=str(e))
+            log.info(
+                "not played to the waiting caller", what=what, contact=waiting.call.contact_id, error=str(e)
+            )
             waiting.announcing = None
             await self._music_on(waiting)
 
@@ -563,21 +567,7 @@ class RoutingService:
         if waiting.announcing is not None:
             waiting.announcement_pending = action
             return
-        waiting.announcements += 1
-        playback_id = f"{waiting.channel_id}-queue-{waiting.announcements}"
-        await self._music_off(waiting)
-        waiting.announcing = playback_id
-        try:
-            await self.ari.play(
-                waiting.channel_id,
-                announcement(action.position, action.estimated_wait),
-                lang=waiting.language,
-                playback_id=playback_id,
-            )
-        except AriError as e:
-            log.info("position not announced", contact=action.contact_id, error=str(e))
-            waiting.announcing = None
-            await self._music_on(waiting)
+        await self._between_music(waiting, "queue", announcement(action.position, action.estimated_wait))
 
     async def _overflow(self, action: actions.Overflow) -> None:
         waiting = self._calls.pop(action.contact_id, None)
