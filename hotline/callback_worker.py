@@ -85,6 +85,7 @@ class Held:
     customer_leg: str | None = None
     bridge_id: str | None = None
     cancelled: bool = False
+    taken: bool = False  # cancelled or rescheduled meanwhile: no longer this worker's to make
     task: asyncio.Task[None] | None = None
     #: the router's offer not yet served (an agent reserved for this call-back), and its signal
     offer: actions.OfferContact | None = None
@@ -243,6 +244,7 @@ class CallbackWorker:
         for cb in await self.callbacks.expire(now):
             log.info("call-back expired", callback=cb.id)
         await self._renew(now)
+        await self._drop_taken()
         for cb in await self.callbacks.claim_due(self.owner, now, self.lease):
             await self._queue(Held(cb, uuid.uuid4().hex))
 
@@ -272,6 +274,26 @@ class CallbackWorker:
             del self._held[contact_id]
             with contextlib.suppress(RoutingError):
                 await self.routing.submit(events.ContactLeft(contact_id, reason="cancelled"))
+
+    async def _drop_taken(self) -> None:
+        """Call-backs taken from this worker meanwhile (an agent or supervisor cancelled or rescheduled
+        them): a waiting placeholder leaves the queue, an attempt under way is hung up."""
+        if not self._held:
+            return
+        leases = await self.callbacks.leases([h.callback.id for h in self._held.values()])
+        for contact_id, held in list(self._held.items()):
+            state, owner = leases.get(held.callback.id, (None, None))
+            if (owner == self.owner and state in ("queued", "dialing")) or held.bridge_id or held.taken:
+                continue
+            log.info("call-back taken from this worker; dropping it", callback=held.callback.id, state=state)
+            held.taken = True
+            if held.customer_leg is not None:
+                await self._hang_up(held.customer_leg)  # the attempt ends; its late outcome is refused
+                continue
+            with contextlib.suppress(RoutingError):
+                await self.routing.submit(events.ContactLeft(contact_id, reason="cancelled"))
+            self._held.pop(contact_id, None)
+            await self._hang_up(held.agent_leg)
 
     async def _queue(self, held: Held) -> None:
         cb = held.callback
@@ -511,8 +533,8 @@ class CallbackWorker:
             return
         if not await self._whisper(held, leg):
             await self._agent_ended(held, by="agent")
-            self._held.pop(held.contact_id, None)
-            await self._queue(Held(held.callback, uuid.uuid4().hex))
+            if self._held.pop(held.contact_id, None) is held:  # still ours: the next agent makes it
+                await self._queue(Held(held.callback, uuid.uuid4().hex))
             return
         await self._dial_customer(held, leg)
 

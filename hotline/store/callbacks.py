@@ -267,6 +267,16 @@ class CallbackStore:
         async with self._store._read() as conn:
             return await self._get_in(conn, callback_id, lock=False)
 
+    async def leases(self, callback_ids: Sequence[str]) -> dict[str, tuple[State, str | None]]:
+        """Each call-back's state and lease holder, in one query (a worker checks what it holds)."""
+        if not callback_ids:
+            return {}
+        query = sa.select(callbacks.c.id, callbacks.c.state, callbacks.c.lease_owner).where(
+            callbacks.c.id.in_(list(callback_ids))
+        )
+        async with self._store._read() as conn:
+            return {row.id: (row.state, row.lease_owner) for row in await conn.execute(query)}
+
     async def list(
         self, state: State | None = None, limit: int = 50, cursor: str | None = None
     ) -> Page[Callback]:

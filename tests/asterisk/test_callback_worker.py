@@ -336,3 +336,49 @@ async def test_a_call_back_scheduled_seconds_ahead_is_made_at_its_time(
         [attempted] = [e for e in stored if e.contact_id == cb.contact_id and e.type == "callback_attempted"]
         assert attempted.at >= cb.next_attempt_at
         assert done.attempts == 1
+
+
+async def test_a_call_back_cancelled_while_it_waits_leaves_the_queue_at_once(
+    asterisk: Running, tmp_path: Path
+) -> None:
+    async with worker(asterisk, tmp_path, config(), "Local/answer@hotline-test", log_in=False) as (
+        hotline,
+        dialer,
+    ):
+        cb = await request(hotline)
+        await until(hotline, cb.id, "queued")
+        assert [w.callback for w in hotline.service().queues()[0].waiting] == [True]
+
+        assert await CallbackStore(hotline._store()).cancel(cb.id, datetime.now(UTC), "solved by e-mail")
+        deadline = time.monotonic() + 3  # a poll or two, not the lease's 30 s
+        while hotline.service().queues()[0].waiting:
+            assert time.monotonic() < deadline, "the cancelled call-back still waits in the queue"
+            await asyncio.sleep(0.05)
+        assert dialer.held == []
+        # the agent who logs in now is not rung for it
+        await hotline.log_in("ann")
+        await asyncio.sleep(0.5)
+        assert hotline.state("ann")[0] == "available" and started_legs(dialer) == []
+
+
+async def test_a_call_back_cancelled_mid_dial_hangs_up_the_customer_and_frees_the_agent(
+    asterisk: Running, tmp_path: Path
+) -> None:
+    async with worker(asterisk, tmp_path, config(), "Local/ring@hotline-test", short) as (hotline, dialer):
+        cb = await request(hotline)
+        await until(hotline, cb.id, "dialing")
+        assert started_legs(dialer) == ["callback"]  # ann answered; the customer's phone rings
+
+        cancelled = await CallbackStore(hotline._store()).cancel(
+            cb.id, datetime.now(UTC), "customer called in"
+        )
+        assert cancelled is not None
+        await hotline.until_state("ann", "wrap_up", timeout=4)
+        ringing = [c for c in await hotline.ari.list_channels() if "ring@hotline-test" in c["name"]]
+        assert ringing == []
+        stored = await CallbackStore(hotline._store()).get(cb.id)
+        assert stored is not None and (stored.state, stored.attempts) == ("cancelled", 1)
+        stored_events = await contact_events(hotline, cb.contact_id)
+        assert stored_events[-1] == ("callback_cancelled", {"reason": "customer called in", "attempts": 1})
+        await hotline.until_state("ann", "available", timeout=3)
+        assert dialer.held == []

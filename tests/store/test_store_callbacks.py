@@ -442,3 +442,19 @@ async def test_a_released_placeholder_is_due_again_or_expires(store: Store) -> N
     assert await callbacks.release("cb1", "node-a", at(day + 2)) is not None
     [expired] = await callbacks.expire(at(day + 3))
     assert (expired.id, expired.state) == ("cb1", "expired")
+
+
+async def test_leases_tell_a_worker_what_it_still_holds(store: Store) -> None:
+    callbacks = CallbackStore(store)
+    for n in (1, 2, 3):
+        await make(callbacks, n)
+    await callbacks.claim("cb1", "node-a", T0, 60)
+    await callbacks.claim("cb2", "node-b", T0, 60)
+    await callbacks.claim("cb3", "node-a", T0, 60)
+    await callbacks.cancel("cb3", at(1))
+    assert await callbacks.leases(["cb1", "cb2", "cb3", "nope"]) == {
+        "cb1": ("queued", "node-a"),
+        "cb2": ("queued", "node-b"),
+        "cb3": ("cancelled", None),
+    }
+    assert await callbacks.leases([]) == {}
