@@ -38,8 +38,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from hotline import metrics
 from hotline.api import make_app
-from hotline.api.keys import SERVICE_HEALTH
+from hotline.api.keys import METRICS, SERVICE_HEALTH
 from hotline.asterisk.ami import AmiLoginError, AmiWatcher
 from hotline.asterisk.ari import AriClient, Event, channel_of
 from hotline.asterisk.errors import AriError, AriNotFound
@@ -406,10 +407,25 @@ class Service:
         calls.on_callback = worker.wake
         log.info("call-backs dialed", app=settings.app, worker=worker.owner, dial=settings.dial)
 
+    def _readings(self) -> metrics.Readings:
+        """What `/metrics` reads at each scrape: the live state of each part that runs."""
+        routing, worker, writer = self.routing, self.callback_worker, self.writer
+        return metrics.Readings(
+            ari_connected=lambda: self.ari is not None and self.ari.connected,
+            calls=lambda: len(self.calls.calls) if self.calls is not None else 0,
+            writer_backlog=None if writer is None else (lambda: writer.backlog),
+            events=None if writer is None else (lambda: writer.submitted),
+            flow_reloads=lambda: (self.library.reloads, self.library.rejected),
+            queues=None if routing is None else routing.queues,
+            agents=None if routing is None else routing.agents,
+            callbacks_held=None if worker is None else (lambda: len(worker.held)),
+        )
+
     async def _start_api(self, store: Store) -> None:
         api = self.config.api
         app = make_app(store, api.tokens, routing=self.routing, clock=self.clock)
         app[SERVICE_HEALTH] = self.health
+        app[METRICS] = metrics.registry(self._readings())
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)

@@ -16,10 +16,11 @@ from datetime import datetime
 import structlog
 from aiohttp import web
 
+from hotline import metrics
 from hotline.api.agents import AGENT_ROUTES, close_streams
 from hotline.api.callbacks import CALLBACK_ROUTES
 from hotline.api.errors import ApiError, error_response
-from hotline.api.keys import BODY_LIMIT, CLOCK, OPENAPI, ROUTING, STORE, STREAMS, TOKENS
+from hotline.api.keys import BODY_LIMIT, CLOCK, METRICS, OPENAPI, ROUTING, STORE, STREAMS, TOKENS
 from hotline.api.openapi import openapi_document
 from hotline.api.routes import ROUTES, Handler, Route
 from hotline.config import Config
@@ -78,6 +79,7 @@ def _application(tokens: Sequence[str]) -> web.Application:
         client_max_size=BODY_LIMIT_BYTES,
     )
     app[TOKENS] = tuple(dict.fromkeys(token.encode() for token in tokens))
+    app[METRICS] = metrics.registry(metrics.Readings())  # the service puts its own in its place
     app[BODY_LIMIT] = BODY_LIMIT_BYTES
     app[OPENAPI] = json.dumps(openapi_document(ALL_ROUTES), indent=2).encode()
     app[STREAMS] = set()

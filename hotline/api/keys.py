@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from hotline.queueing import RoutingService
 from hotline.store.db import Store
@@ -21,6 +22,8 @@ OPENAPI = web.AppKey("openapi", bytes)
 BODY_LIMIT = web.AppKey("body_limit", int)
 #: the running service's part of /api/health (asterisk, flows, writer); absent under `hotline api`
 SERVICE_HEALTH = web.AppKey[Callable[[], Awaitable[dict[str, Any]]]]("service_health")
+#: the figures of `GET /metrics` (the running service's; under `hotline api` the process's alone)
+METRICS = web.AppKey("metrics", CollectorRegistry)
 #: the agents, queues and live stream of the running service; absent without a routing file
 ROUTING = web.AppKey("routing", RoutingService)
 #: the service's clock, for "seconds in state" (a demo may run the service at another time of day)

@@ -71,8 +71,8 @@ def openapi_document(routes: Sequence[Route]) -> dict[str, Any]:
                 "content": {"application/json": {"schema": refs[(route.body, "validation")]}},
             }
         success: dict[str, Any] = {"description": _STATUS_TEXT[route.status]}
-        if route.content_type == "text/event-stream":
-            success["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+        if route.content_type.startswith("text/"):
+            success["content"] = {route.content_type: {"schema": {"type": "string"}}}
         else:
             success["content"] = {
                 route.content_type: {

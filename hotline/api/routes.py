@@ -10,10 +10,11 @@ from typing import Any, TypeVar
 
 import structlog
 from aiohttp import web
+from prometheus_client import generate_latest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from hotline.api.errors import ApiError
-from hotline.api.keys import BODY_LIMIT, OPENAPI, SERVICE_HEALTH, STORE
+from hotline.api.keys import BODY_LIMIT, METRICS, OPENAPI, SERVICE_HEALTH, STORE
 from hotline.api.schemas import (
     MAX_CUSTOMERS,
     ContactDetail,
@@ -295,6 +296,13 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """The service's figures in Prometheus's text format (`hotline.metrics`)."""
+    return web.Response(
+        body=generate_latest(request.app[METRICS]), content_type="text/plain", charset="utf-8"
+    )
+
+
 _IMPORT_DESCRIPTION = (
     "Bulk import from a CRM: a JSON list of up to 10,000 customers. Each customer replaces what the store "
     "had under its id (name, phones and attributes are not merged). Phones may be written in any common "
@@ -371,5 +379,16 @@ ROUTES: Sequence[Route] = (
         Health,
         open=True,
         errors=("store_unavailable",),
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        metrics,
+        "The service's figures for Prometheus",
+        None,
+        content_type="text/plain",
+        description="Calls in progress, callers and call-back placeholders waiting by queue, agents by state, "
+        "the store's backlog, contact events by type, flow reloads, and the process's CPU and memory, in "
+        "Prometheus's text format. Scrape it with the bearer token like any route.",
     ),
 )

@@ -14,6 +14,7 @@ deleted once all its events are committed.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fcntl
 import json
@@ -196,6 +197,8 @@ class EventWriter:
         self._consumer: asyncio.Task[None] | None = None
         self._spooler: asyncio.Task[None] | None = None
         self._lock_fd: int | None = None
+        #: events taken by `submit`, by type, since the writer was made (for the service's metrics)
+        self.submitted: collections.Counter[str] = collections.Counter()
 
     # -- what producers call -----------------------------------------------------------------------
 
@@ -213,6 +216,7 @@ class EventWriter:
                 f"the event writer for {self._store.url} is not running; start() it before writing events"
             )
         validate_event(event)
+        self.submitted[event.type] += 1
         loop = asyncio.get_running_loop()
         pending = _Pending(event, loop.create_future(), loop.time())
         if self._spooling:

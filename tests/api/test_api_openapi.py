@@ -153,6 +153,7 @@ async def test_every_route_is_documented(api: Api, document: dict[str, Any]) -> 
         ("GET", "/api/events"),
         ("GET", "/api/openapi.json"),
         ("GET", "/api/health"),
+        ("GET", "/metrics"),
         ("GET", "/api/agents"),
         ("POST", "/api/agents/{id}/login"),
         ("POST", "/api/agents/{id}/logout"),

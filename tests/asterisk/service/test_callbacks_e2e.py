@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from service_harness import ServiceProcess, make_service
 from test_routing_e2e import AgentPhone, ari, free_udp_port, until
 
@@ -47,6 +48,17 @@ def api(service: ServiceProcess, method: str, path: str, body: dict[str, Any] | 
     )
     with urllib.request.urlopen(request, timeout=5) as answer:
         return json.loads(answer.read())
+
+
+def metrics(service: ServiceProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    request = urllib.request.Request(f"{service.api}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        text = answer.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def events_of(service: ServiceProcess, contact_id: str) -> list[dict[str, Any]]:
@@ -145,7 +157,13 @@ queues:
     )
     original = requested["contact_id"]
 
-    # the call-back waits in the queue until an agent is there to make it: agent1 is rung at once
+    # the call-back waits in the queue, in the caller's place, until an agent is there to make it
+    figures = metrics(service)
+    assert figures[("hotline_queue_callbacks", (("queue", "customer_service"),))] == 1
+    assert figures[("hotline_queue_callers", (("queue", "customer_service"),))] == 0
+    assert (figures[("hotline_callbacks_held", ())], figures[("hotline_asterisk_connected", ())]) == (1, 1)
+    assert figures[("hotline_contact_events_total", (("type", "callback_requested"),))] == 1
+    # agent1 logs in and is rung at once
     assert api(service, "POST", "/api/agents/agent1/login")["state"] == "ringing"
 
     def bridged() -> list[dict[str, Any]]:
