@@ -305,6 +305,8 @@ class CallRunner:
         queue = None if self._routing is None else self._routing.config.queues.get(action.queue)
         if queue is not None and queue.callback is not None:
             policy, time_zone = queue.callback.retry_policy(), queue.callback.time_zone
+        # the flow's priority when it gives one, else the queue's: what the caller had while waiting
+        priority = action.priority or (queue.priority if queue is not None else 0)
         now = self._now
         try:
             stored = await self._callbacks.create(
@@ -313,7 +315,7 @@ class CallRunner:
                 next_attempt_at=now,
                 queue=action.queue,
                 skills=action.skills,
-                priority=action.priority,
+                priority=priority,
                 contact_id=self.contact_id,
                 time_zone=time_zone,
                 expires_at=policy.expires_at(now),

@@ -47,7 +47,14 @@ def offer_flow() -> FlowSet:
 def config(announce_every: float = 0.0) -> RoutingConfig:
     return routing(
         {"ann": agent(ANSWERS, {"support": 5})},
-        {"support": {"skills": {"support": 1}, "announce_every": announce_every, "callback": {"delay": 60}}},
+        {
+            "support": {
+                "skills": {"support": 1},
+                "priority": 7,
+                "announce_every": announce_every,
+                "callback": {"delay": 60},
+            }
+        },
     )
 
 
@@ -118,6 +125,7 @@ async def test_the_offer_taken_in_the_queue_keeps_the_place_and_the_customer_is_
         [queue] = d.hotline.service().queues()
         [placeholder] = queue.waiting
         assert placeholder.callback and placeholder.waited >= 1.0  # waiting since the caller's entry
+        assert cb.priority == placeholder.priority == 7  # the queue's priority, as the caller had it
 
         # an agent frees up: ann is rung, then the customer, and the two are bridged
         await d.hotline.log_in("ann")
