@@ -617,6 +617,8 @@ class CallbackWorker:
         self._talking[bridge_id] = held  # so close() still hangs up and clears this call
         log.info("call-back bridged", callback=held.callback.id, agent=agent_id)
         ended = await self._either_ends(agent_leg, customer_leg)
+        by = "agent" if ended == agent_leg else "customer"
+        self.routing.record(held.contact_id, "call_ended", {"by": by, "cause": f"{by} hung up"})
         await self._hang_up(agent_leg, customer_leg)
         with contextlib.suppress(AriError):
             await self.ari.destroy_bridge(bridge_id)

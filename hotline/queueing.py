@@ -791,6 +791,10 @@ class RoutingService:
         while len(self._call_ids) > CALL_IDS_KEPT:
             del self._call_ids[next(iter(self._call_ids))]
 
+    def record(self, contact_id: str, event_type: str, data: dict[str, Any]) -> None:
+        """A contact event of a contact routing knows (a call-back's attempt, say), written like its own."""
+        self._record(actions.RecordEvent(contact_id, event_type, data))
+
     def _record(self, action: actions.RecordEvent) -> None:
         if action.type == "queued" and action.contact_id in self._calls:
             return  # the flow's queue node recorded it already, when it queued the call

@@ -120,14 +120,21 @@ def _record(row: sa.Row[Any]) -> Callback:
     )
 
 
-def _event(callback: Callback, kind: str, key: str, now: datetime, data: Mapping[str, Any]) -> ContactEvent:
-    """A contact event of the call-back's own contact; its id comes from (call-back, kind, key), so the
-    same step never writes two events."""
+def _event(
+    callback: Callback,
+    kind: str,
+    key: str,
+    now: datetime,
+    data: Mapping[str, Any],
+    contact_id: str | None = None,
+) -> ContactEvent:
+    """A contact event of the call-back's own contact (or `contact_id`, an attempt's); its id comes from
+    (call-back, kind, key), so the same step never writes two events."""
     event = ContactEvent(
         id=uuid.uuid5(_EVENT_IDS, f"{callback.id}/{kind}/{key}").hex,
         type=kind,
         at=now.astimezone(UTC),
-        contact_id=callback.contact_id,
+        contact_id=contact_id or callback.contact_id,
         call_id=None,
         data=dict(data),
     )
@@ -569,7 +576,7 @@ class CallbackStore:
                 "callback_scheduled",
                 str(changed.attempts),
                 now,
-                {"queue": changed.queue, "number": changed.number, "due": due},
+                {"queue": changed.queue, "number": changed.number, "due": due, "outcome": outcome},
             )
         elif step == "expire":
             event = _event(
@@ -587,7 +594,22 @@ class CallbackStore:
                 now,
                 {"reason": outcome, "attempts": changed.attempts},
             )
-        await self._append_in(conn, [event])
+        written = [event]
+        if changed.attempt_contact_id is not None:
+            # the attempt's own contact ends with how the customer's side went
+            ended = {"callback_id": changed.id, "attempt": changed.attempts, "outcome": outcome}
+            written.insert(
+                0,
+                _event(
+                    changed,
+                    "callback_attempt_ended",
+                    str(changed.attempts),
+                    now,
+                    ended,
+                    contact_id=changed.attempt_contact_id,
+                ),
+            )
+        await self._append_in(conn, written)
         return changed
 
     async def expire(self, now: datetime, limit: int = 100) -> builtins.list[Callback]:

@@ -11,8 +11,9 @@ KPI rules, in the contact-center's words:
 - `ended_at` is the first of abandoned / hung_up / call_ended; `talk_seconds` runs from `answered_at`
   to `ended_at`.
 - `outcome`: answered, abandoned_ivr, abandoned_queue, callback (then callback_completed / _failed /
-  _expired / _cancelled), voicemail, transferred (by the IVR, before any agent answered) or ended_in_ivr
-  (the flow hung up). A call that ends with no outcome recorded gets one from where it was.
+  _expired / _cancelled), voicemail, transferred (by the IVR, before any agent answered), ended_in_ivr
+  (the flow hung up), or not_reached (a call-back attempt whose customer was busy, did not answer or
+  could not be dialed). A call that ends with no outcome recorded gets one from where it was.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def apply(row: Mapping[str, Any] | None, event: StoredEvent) -> dict[str, Any]:
             c["queue"] = _text(data, "queue") or c["queue"]
             wait = _number(data, "wait")
             c["wait_seconds"] = wait if wait is not None else _seconds(c["queued_at"], at)
-            c["outcome"] = "answered"
+            if c["outcome"] != "not_reached":  # a call-back attempt's agent answered; the customer did not
+                c["outcome"] = "answered"
     elif kind == "abandoned":
         where = _text(data, "where")
         if where not in ("ivr", "queue"):
@@ -133,6 +135,11 @@ def apply(row: Mapping[str, Any] | None, event: StoredEvent) -> dict[str, Any]:
         c["queue"] = _text(data, "queue") or c["queue"]
     elif kind in CALLBACK_RESULTS:
         c["outcome"] = CALLBACK_RESULTS[kind]
+    elif kind == "callback_attempt_ended":
+        if _text(data, "outcome") != "answered":
+            c["outcome"] = "not_reached"
+            if c["ended_at"] is None:
+                c["ended_at"] = at
     elif kind in ("hung_up", "call_ended"):
         if c["ended_at"] is None:
             c["ended_at"] = at

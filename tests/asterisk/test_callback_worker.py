@@ -19,7 +19,7 @@ from hotline.asterisk.ari import Event
 from hotline.asterisk.sandbox import Running
 from hotline.callback_worker import CallbackWorker
 from hotline.callback_worker import whisper as default_whisper
-from hotline.store import Callback, CallbackStore
+from hotline.store import Callback, CallbackStore, Contact
 from routing.callbacks import RetryPolicy
 from routing.model import RoutingConfig
 
@@ -124,6 +124,19 @@ async def request(hotline: RoutedHotline, *, due: float = 0.0, expires: float = 
     )
 
 
+async def contact_once(
+    hotline: RoutedHotline, contact_id: str, done: Callable[[Contact], bool], timeout: float = 5.0
+) -> Contact:
+    """The contact's row once `done` holds (the writer's events land within a batch)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        contact = await hotline._store().contact(contact_id)
+        if contact is not None and done(contact):
+            return contact
+        assert time.monotonic() < deadline, f"contact {contact_id} is {contact}"
+        await asyncio.sleep(0.05)
+
+
 def started_legs(dialer: Listening) -> list[str]:
     """What each leg the worker made was for, in the order they reached the app: customer or callback
     (the agent's)."""
@@ -177,6 +190,10 @@ async def test_a_due_call_back_rings_the_agent_then_bridges_the_customer(
         )
         await hotline.ari.hangup(customer)
         await hotline.until_state("ann", "wrap_up", timeout=3)
+        # the attempt's own contact: ann answered it, the customer talked, then hung up
+        attempt = await contact_once(hotline, done.attempt_contact_id or "", lambda c: c.ended_by is not None)
+        assert (attempt.outcome, attempt.agent, attempt.ended_by) == ("answered", "ann", "customer")
+        assert attempt.talk_seconds is not None and attempt.talk_seconds > 0
         await hotline.until_state("ann", "available", timeout=3)
         assert await bridges_of(hotline, cb) == []
 
@@ -298,6 +315,11 @@ async def test_a_customer_who_does_not_answer_is_called_again_and_answers_the_se
         # each attempt is a contact of its own, linked from the call-back's contact
         first, second = stored[1][1]["contact_id"], stored[3][1]["contact_id"]
         assert first != second and stored[4][1]["contact_id"] == second
+        assert stored[2][1]["outcome"] == "no_answer"  # why there was a second attempt
+        missed = await contact_once(hotline, first, lambda c: c.outcome == "not_reached")
+        assert missed.agent == "ann"  # ann was rung and heard the number; the customer did not pick up
+        reached = await contact_once(hotline, second, lambda c: c.answered_at is not None)
+        assert reached.outcome == "answered"
 
 
 async def test_a_call_back_waiting_for_an_agent_expires_and_leaves_the_queue(

@@ -458,3 +458,31 @@ async def test_leases_tell_a_worker_what_it_still_holds(store: Store) -> None:
         "cb3": ("cancelled", None),
     }
     assert await callbacks.leases([]) == {}
+
+
+async def test_each_attempt_contact_ends_with_how_the_customer_side_went(store: Store) -> None:
+    callbacks = CallbackStore(store)
+    cb = await make(callbacks, 1)
+    await callbacks.claim("cb1", "node-a", T0, 60)
+    await callbacks.start_dial("cb1", "node-a", "try-1", T0, 60)
+    retry = at(400)
+    await callbacks.record_attempt("cb1", "node-a", "busy", retry, at(30))
+    await callbacks.claim("cb1", "node-a", retry, 60)
+    await callbacks.start_dial("cb1", "node-a", "try-2", retry, 60)
+    await callbacks.record_attempt("cb1", "node-a", "answered", None, at(430), agent="ann")
+
+    first, second = await store.timeline("try-1"), await store.timeline("try-2")
+    assert [(e.type, e.data) for e in first] == [
+        ("callback_attempt_ended", {"callback_id": "cb1", "attempt": 1, "outcome": "busy"})
+    ]
+    assert [e.data["outcome"] for e in second] == ["answered"]
+    tried = await store.contact("try-1")
+    assert tried is not None and (tried.outcome, tried.ended_at) == ("not_reached", at(30))
+    own = [(e.type, e.data.get("outcome")) for e in await store.timeline(cb.contact_id)]
+    assert own == [
+        ("callback_scheduled", None),
+        ("callback_attempted", None),
+        ("callback_scheduled", "busy"),  # the next attempt, and why there is one
+        ("callback_attempted", None),
+        ("callback_completed", None),
+    ]

@@ -341,3 +341,29 @@ def test_any_sequence_of_events_gives_a_sane_row(steps: list[tuple[str, int, dic
         assert row[key] is None or row[key] >= 0
     assert row["started_at"] is not None and row["last_seq"] == len(steps)
     to_contact(row)
+
+
+def test_a_call_back_attempt_whose_customer_was_not_reached_says_so_whatever_the_order() -> None:
+    for answered_first in (True, False):
+        j = Journey()
+        j.add(0, "queued", queue="support", waited=95.0)
+        j.add(1, "agent_offered", queue="support", agent="ann")
+        if answered_first:
+            j.add(3, "answered", queue="support", agent="ann", wait=98.0)
+            j.add(40, "callback_attempt_ended", callback_id="cb1", attempt=1, outcome="busy")
+        else:  # the store's transaction may land before the writer's batch
+            j.add(40, "callback_attempt_ended", callback_id="cb1", attempt=1, outcome="busy")
+            j.add(41, "answered", queue="support", agent="ann", wait=98.0)
+        row = j.fold()
+        assert (row["outcome"], row["agent"], row["wait_seconds"]) == ("not_reached", "ann", 98.0)
+        assert row["ended_at"] == T0 + timedelta(seconds=40)
+
+
+def test_a_call_back_attempt_that_reached_the_customer_is_answered_with_its_talk_time() -> None:
+    j = Journey()
+    j.add(0, "queued", queue="support")
+    j.add(3, "answered", queue="support", agent="ann", wait=3.0)
+    j.add(20, "callback_attempt_ended", callback_id="cb1", attempt=1, outcome="answered")
+    j.add(200, "call_ended", by="customer", cause="customer hung up")
+    row = j.fold()
+    assert (row["outcome"], row["ended_by"], row["talk_seconds"]) == ("answered", "customer", 197.0)
