@@ -479,9 +479,11 @@ class CallbackWorker:
         return leg, await self._customer_answer(leg)
 
     async def _call_agent(self, held: Held, offer: actions.OfferContact) -> str | None:
-        """Ring `offer`'s agent, showing the customer's number: their leg, or None when it could not
-        be rung (the router is told the agent missed it)."""
+        """Ring `offer`'s agent, showing the customer's number, with a screen pop saying why: their leg,
+        or None when it could not be rung (the router is told the agent missed it)."""
         agent = self.routing.config.agents.get(offer.agent_id)
+        if agent is not None:
+            await self._screen_pop(held, offer.agent_id)
         leg = held.agent_leg = uuid.uuid4().hex
         held.agent_id = offer.agent_id
         held.cancelled = False
@@ -504,6 +506,36 @@ class CallbackWorker:
             await self._agent_missed(held, "failed")
             return None
         return leg
+
+    async def _screen_pop(self, held: Held, agent_id: str) -> None:
+        """The agent's desktop shows whom they call back and why: the customer record, the customer's
+        reference and note, the queue, which attempt this is, and the contact that asked."""
+        cb = held.callback
+        customer = await self.routing.customer_of(cb.number)
+        now = self._clock()
+        self.routing.publish(
+            {
+                "type": "screen_pop",
+                "agent": agent_id,
+                "contact_id": held.contact_id,
+                "caller": cb.number,
+                "caller_name": customer.name if customer is not None else None,
+                "customer": None
+                if customer is None
+                else {"id": customer.id, "name": customer.name, "attributes": dict(customer.attributes)},
+                "queue": cb.queue,
+                "callback": {
+                    "id": cb.id,
+                    "requested_by": cb.contact_id,
+                    "requested_at": cb.requested_at.isoformat(),
+                    "customer_ref": cb.customer_ref,
+                    "note": cb.note,
+                    "attempt": cb.attempts + (1 if cb.state != "dialing" else 0),
+                },
+                "wait": round((now - (cb.place_since or cb.requested_at)).total_seconds(), 3),
+                "at": now.isoformat(),
+            }
+        )
 
     async def _agent_took(
         self, held: Held, offer: actions.OfferContact, leg: str, event: Event | None

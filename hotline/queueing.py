@@ -450,12 +450,7 @@ class RoutingService:
                 fix="add the queue to the routing file or fix the flow's queue name",
             )
             return False
-        customer = None
-        if self._store is not None and call.caller:
-            try:
-                customer = await self._store.customer_by_phone(call.caller)
-            except (StoreError, ValueError) as e:
-                log.info("no customer lookup for the caller", caller=call.caller, error=str(e))
+        customer = await self.customer_of(call.caller)
         music = action.music if action.music != _QUEUE_DEFAULTS["music"].default else queue.music
         waiting = Waiting(call, action.queue, music, action.language, self._clock(), customer)
         offering = action.callback
@@ -790,6 +785,20 @@ class RoutingService:
         self._call_ids[contact_id] = call_id
         while len(self._call_ids) > CALL_IDS_KEPT:
             del self._call_ids[next(iter(self._call_ids))]
+
+    async def customer_of(self, number: str | None) -> Customer | None:
+        """The customer record a number belongs to, for screen pops (None: unknown, or no store)."""
+        if self._store is None or not number:
+            return None
+        try:
+            return await self._store.customer_by_phone(number)
+        except (StoreError, ValueError) as e:
+            log.info("no customer lookup for the number", number=number, error=str(e))
+            return None
+
+    def publish(self, message: Mapping[str, Any]) -> None:
+        """Send a message to the live stream's subscribers (agent desktops)."""
+        self._publish(message)
 
     def record(self, contact_id: str, event_type: str, data: dict[str, Any]) -> None:
         """A contact event of a contact routing knows (a call-back's attempt, say), written like its own."""

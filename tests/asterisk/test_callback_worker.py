@@ -113,7 +113,9 @@ async def bridges_of(hotline: RoutedHotline, cb: Callback) -> list[dict[str, Any
     return [b for b in await hotline.ari.get("/bridges") if b.get("name") == f"callback-{cb.id}"]
 
 
-async def request(hotline: RoutedHotline, *, due: float = 0.0, expires: float = 3600.0) -> Callback:
+async def request(
+    hotline: RoutedHotline, *, due: float = 0.0, expires: float = 3600.0, note: str | None = None
+) -> Callback:
     now = datetime.now(UTC)
     return await CallbackStore(hotline._store()).create(
         number=NUMBER,
@@ -121,6 +123,8 @@ async def request(hotline: RoutedHotline, *, due: float = 0.0, expires: float = 
         next_attempt_at=now + timedelta(seconds=due),
         queue="support",
         expires_at=now + timedelta(seconds=expires),
+        note=note,
+        customer_ref="crm-1001",
     )
 
 
@@ -165,9 +169,17 @@ async def test_a_due_call_back_rings_the_agent_then_bridges_the_customer(
     asterisk: Running, tmp_path: Path
 ) -> None:
     async with worker(asterisk, tmp_path, config(), "Local/answer@hotline-test") as (hotline, dialer):
-        cb = await request(hotline)
+        cb = await request(hotline, note="router keeps rebooting")
 
         done = await until(hotline, cb.id, "completed", timeout=20)
+        # ann's desktop said why before her phone rang: the customer's reference, the note, the attempt
+        [pop] = [m for m in hotline.stream if m["type"] == "screen_pop"]
+        assert (pop["agent"], pop["caller"], pop["queue"]) == ("ann", NUMBER, "support")
+        assert pop["callback"]["id"] == cb.id and pop["callback"]["attempt"] == 1
+        assert (pop["callback"]["note"], pop["callback"]["customer_ref"]) == (
+            "router keeps rebooting",
+            "crm-1001",
+        )
         # before the customer was dialed, the agent heard whom they are calling
         assert dialer.media_played() == ["sound:to-call-this-number", "digits:48221234567"]
         assert (done.attempts, done.last_outcome, done.lease_owner) == (1, "answered", None)
