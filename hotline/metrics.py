@@ -117,6 +117,17 @@ def _queue_metrics(views: list[QueueView]) -> Iterator[GaugeMetricFamily]:
     eligible = GaugeMetricFamily(
         "hotline_queue_agents_eligible", "logged-in agents with the queue's skills", labels=["queue"]
     )
+    answered = GaugeMetricFamily(
+        "hotline_queue_answered", "callers answered over the queue's service-level window", labels=["queue"]
+    )
+    abandoned = GaugeMetricFamily(
+        "hotline_queue_abandoned", "callers who hung up waiting, over the window", labels=["queue"]
+    )
+    level = GaugeMetricFamily(
+        "hotline_queue_service_level_percent",
+        "percent answered within the target's seconds over the window (absent before the first caller)",
+        labels=["queue"],
+    )
     for view in views:
         waiting = [w for w in view.waiting if w.agent is None]
         callers.add_metric([view.name], sum(1 for w in waiting if not w.callback))
@@ -124,7 +135,12 @@ def _queue_metrics(views: list[QueueView]) -> Iterator[GaugeMetricFamily]:
         ringing.add_metric([view.name], sum(1 for w in view.waiting if w.agent is not None))
         oldest.add_metric([view.name], max((w.waited for w in view.waiting), default=0.0))
         eligible.add_metric([view.name], view.agents_eligible)
-    yield from (callers, callbacks, ringing, oldest, eligible)
+        if view.figures is not None:
+            answered.add_metric([view.name], view.figures.answered)
+            abandoned.add_metric([view.name], view.figures.abandoned)
+            if view.figures.service_level is not None:
+                level.add_metric([view.name], view.figures.service_level)
+    yield from (callers, callbacks, ringing, oldest, eligible, answered, abandoned, level)
 
 
 def registry(readings: Readings) -> CollectorRegistry:

@@ -51,10 +51,12 @@ class AgentConfig(Strict):
 
 
 class ServiceLevel(Strict):
-    """The target: `percent` of callers answered within `seconds` (80 % in 20 s)."""
+    """The target: `percent` of callers answered within `seconds` (80 % in 20 s), and the span of the
+    figures measured against it: the last `window` seconds (an hour)."""
 
     percent: Annotated[float, Field(gt=0, le=100)] = 80.0
     seconds: Annotated[float, Field(gt=0, le=3600)] = 20.0
+    window: Annotated[float, Field(gt=0, le=7 * 86400)] = 3600.0
 
 
 class EscalationStep(Strict):

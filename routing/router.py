@@ -13,6 +13,7 @@ skills they have; a caller who arrives looks only at the free agents with the ra
 from __future__ import annotations
 
 import bisect
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -86,10 +87,27 @@ class WaitingView:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueFigures:
+    """What the queue did in the last `window` seconds, call-back placeholders left out.
+
+    `service_level` is the percent of callers answered within the target's seconds among all who were
+    answered or hung up waiting (an abandon counts against it); None before the first such caller.
+    """
+
+    window: float
+    answered: int
+    answered_within: int
+    abandoned: int
+    average_answer: float | None
+    service_level: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class QueueView:
     name: str
     waiting: list[WaitingView]
     agents_eligible: int
+    figures: QueueFigures | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -174,6 +192,8 @@ class Router:
         self._dirty_contacts: set[str] = set()
         self._compete: dict[tuple[Signature, Signature], bool] = {}
         self._new_offerings: list[str] = []
+        #: per queue, the callers who left it, oldest first: (when, answered, seconds waited)
+        self._history: dict[str, deque[tuple[float, bool, float]]] = {}
         for agent_id, ac in config.agents.items():
             self._agents[agent_id] = _Agent(agent_id, ac.name, ac.endpoint, dict(ac.skills), ac.wrapup)
 
@@ -269,8 +289,34 @@ class Router:
                     )
                 )
             staffed = len(self._staffed_meeting(dict(self._config.queues[name].skills)))
-            views.append(QueueView(name, waiting, staffed))
+            views.append(QueueView(name, waiting, staffed, self._figures(name, t)))
         return views
+
+    def _figures(self, queue: str, t: float) -> QueueFigures:
+        target = self._config.queues[queue].service_level
+        since = t - target.window
+        left = [h for h in self._history.get(queue, ()) if h[0] >= since]
+        waits = [wait for _, answered, wait in left if answered]
+        within = sum(1 for wait in waits if wait <= target.seconds)
+        return QueueFigures(
+            window=target.window,
+            answered=len(waits),
+            answered_within=within,
+            abandoned=len(left) - len(waits),
+            average_answer=sum(waits) / len(waits) if waits else None,
+            service_level=100.0 * within / len(left) if left else None,
+        )
+
+    def _remember(self, c: _Contact, t: float, answered: bool) -> None:
+        """A caller left the queue, answered or not: kept for the queue's figures while in the window."""
+        if c.callback:
+            return
+        qc = self._config.queues.get(c.queue)
+        history = self._history.setdefault(c.queue, deque())
+        history.append((t, answered, t - c.enqueued))
+        window = qc.service_level.window if qc is not None else 0.0
+        while history and history[0][0] < t - window:
+            history.popleft()
 
     def estimate(self, contact_id: str, now: datetime) -> float | None:
         """Seconds the caller is expected to wait still; 0 while their agent rings; None when unknown
@@ -388,6 +434,7 @@ class Router:
             self._set(agent, E.CALLER_LEFT, now, out)
         self._finish(c, out)
         if reason == "abandoned" and not c.callback:
+            self._remember(c, t, answered=False)
             out.append(
                 RecordEvent(cid, "abandoned", {"where": "queue", "queue": c.queue, "wait": t - c.enqueued})
             )
@@ -422,6 +469,7 @@ class Router:
         agent.calls_taken += 1
         agent.answered_at = t
         c.answered = True
+        self._remember(c, t, answered=True)
         self._cancel_contact_timers(c, out)
         out.append(
             RecordEvent(c.id, "answered", {"queue": c.queue, "agent": agent.id, "wait": t - c.enqueued})

@@ -91,12 +91,27 @@ class ServiceLevelOut(_Out):
     seconds: float
 
 
+class QueueFiguresOut(_Out):
+    window: float = Field(description="the figures cover the last `window` seconds")
+    answered: int = Field(description="callers answered (call-back placeholders left out)")
+    answered_within: int = Field(description="of those, answered within the target's seconds")
+    abandoned: int = Field(description="callers who hung up while waiting")
+    average_answer: float | None = Field(description="average seconds waited by the callers answered")
+    service_level: float | None = Field(
+        description="percent answered within the target's seconds of all answered or abandoned; "
+        "null before the first"
+    )
+
+
 class QueueOut(_Out):
     name: str
     waiting: list[WaitingOut]
     agents_eligible: int = Field(description="logged-in agents with the queue's skills")
     service_level_target: ServiceLevelOut | None = Field(
         description="the queue's target: `percent` of callers answered within `seconds`"
+    )
+    figures: QueueFiguresOut | None = Field(
+        description="what the queue did over the target's window: the service level achieved"
     )
 
 
@@ -267,6 +282,20 @@ async def list_queues(request: web.Request) -> web.Response:
                 waiting=waiting,
                 agents_eligible=view.agents_eligible,
                 service_level_target=target,
+                figures=None
+                if view.figures is None
+                else QueueFiguresOut(
+                    window=view.figures.window,
+                    answered=view.figures.answered,
+                    answered_within=view.figures.answered_within,
+                    abandoned=view.figures.abandoned,
+                    average_answer=None
+                    if view.figures.average_answer is None
+                    else round(view.figures.average_answer, 3),
+                    service_level=None
+                    if view.figures.service_level is None
+                    else round(view.figures.service_level, 2),
+                ),
             )
         )
     return respond(QueueList(items=items))

@@ -22,7 +22,7 @@ from hotline.asterisk.ari import AriClient
 from hotline.queueing import RoutingService
 from hotline.routing_config import load_routing_config
 from hotline.store.db import Store, open_store
-from routing.events import ContactQueued
+from routing.events import ContactLeft, ContactQueued
 from routing.router import Router
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "routing.example.yaml"
@@ -233,6 +233,21 @@ async def test_queues_list_waiting_callers_with_places_and_targets(desk: Desk) -
     # nobody who could take them is logged in: no estimate rather than a made-up one
     assert [w["estimated_wait"] for w in dispatch["waiting"]] == [None, None, None]
     assert all(q["waiting"] == [] for q in body["items"][:3])
+    nothing_yet = {
+        "window": 3600.0,
+        "answered": 0,
+        "answered_within": 0,
+        "abandoned": 0,
+        "average_answer": None,
+        "service_level": None,
+    }
+    assert dispatch["figures"] == nothing_yet
+
+    # one caller hangs up after 20 s of waiting: the service level achieved is 0 of 1
+    desk.clock.advance(3)
+    await routing.submit(ContactLeft("c-1"))
+    dispatch = (await desk.api.get("/api/queues"))[1]["items"][3]
+    assert dispatch["figures"] == {**nothing_yet, "abandoned": 1, "service_level": 0.0}
 
 
 async def test_without_routing_every_agent_route_is_503(sqlite_store: Store) -> None:

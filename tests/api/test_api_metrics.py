@@ -11,7 +11,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hotline.metrics import AGENT_STATES, Readings, registry
-from routing.router import AgentView, QueueView, WaitingView
+from routing.router import AgentView, QueueFigures, QueueView, WaitingView
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -38,6 +38,7 @@ def test_the_service_figures_are_read_live_at_each_scrape() -> None:
             WaitingView("c3", 2, 12.0, 180.0, 0.0, False),
         ],
         agents_eligible=2,
+        figures=QueueFigures(3600.0, 10, 8, 2, 12.5, 66.5),
     )
     figures = registry(
         Readings(
@@ -69,6 +70,10 @@ def test_the_service_figures_are_read_live_at_each_scrape() -> None:
     assert read[("hotline_queue_oldest_wait_seconds", queue)] == 75.5
     assert read[("hotline_queue_agents_eligible", queue)] == 2
     assert read[("hotline_queue_oldest_wait_seconds", (("queue", "sales"),))] == 0
+    assert (read[("hotline_queue_answered", queue)], read[("hotline_queue_abandoned", queue)]) == (10, 2)
+    assert read[("hotline_queue_service_level_percent", queue)] == 66.5
+    # a queue without figures yet has no service level rather than a made-up 0 or 100
+    assert ("hotline_queue_service_level_percent", (("queue", "sales"),)) not in read
     states = {state: read[("hotline_agents", (("state", state),))] for state in AGENT_STATES}
     assert states == {
         "logged_out": 0,
