@@ -235,3 +235,8 @@ def test_a_support_call_rings_the_registered_agent_is_bridged_and_the_contact_sh
     assert outcome == ("support", "agent1", "answered", "caller"), contact
     assert 0 <= contact["wait_seconds"] < 5, contact
     until(lambda: agent1(service)["state"] in ("wrap_up", "available"), 5, "agent1 did not leave the call")
+    # the supervisors' figures: one caller answered within the queue's 60 s target
+    [support] = [q for q in api(service, "GET", "/api/queues")["items"] if q["name"] == "support"]
+    figures = support["figures"]
+    assert (figures["answered"], figures["answered_within"], figures["abandoned"]) == (1, 1, 0), support
+    assert figures["service_level"] == 100.0 and figures["average_answer"] < 5, support
