@@ -97,50 +97,39 @@ class ServiceCollector(Collector):
             )
 
 
+#: The per-queue gauges: name and help text.
+QUEUE_GAUGES = {
+    "hotline_queue_callers": "callers waiting in the queue (not being rung)",
+    "hotline_queue_callbacks": "call-back placeholders waiting in the queue, keeping callers' places",
+    "hotline_queue_ringing": "contacts of the queue whose agent is being rung",
+    "hotline_queue_oldest_wait_seconds": "how long the longest-waiting contact has waited",
+    "hotline_queue_agents_eligible": "logged-in agents with the queue's skills",
+    "hotline_queue_answered": "callers answered over the queue's service-level window",
+    "hotline_queue_abandoned": "callers who hung up waiting, over the window",
+    "hotline_queue_service_level_percent": "percent answered within the target's seconds over the window "
+    "(absent before the first caller)",
+}
+
+
 def _queue_metrics(views: list[QueueView]) -> Iterator[GaugeMetricFamily]:
-    callers = GaugeMetricFamily(
-        "hotline_queue_callers", "callers waiting in the queue (not being rung)", labels=["queue"]
-    )
-    callbacks = GaugeMetricFamily(
-        "hotline_queue_callbacks",
-        "call-back placeholders waiting in the queue, keeping callers' places",
-        labels=["queue"],
-    )
-    ringing = GaugeMetricFamily(
-        "hotline_queue_ringing", "contacts of the queue whose agent is being rung", labels=["queue"]
-    )
-    oldest = GaugeMetricFamily(
-        "hotline_queue_oldest_wait_seconds",
-        "how long the longest-waiting contact has waited",
-        labels=["queue"],
-    )
-    eligible = GaugeMetricFamily(
-        "hotline_queue_agents_eligible", "logged-in agents with the queue's skills", labels=["queue"]
-    )
-    answered = GaugeMetricFamily(
-        "hotline_queue_answered", "callers answered over the queue's service-level window", labels=["queue"]
-    )
-    abandoned = GaugeMetricFamily(
-        "hotline_queue_abandoned", "callers who hung up waiting, over the window", labels=["queue"]
-    )
-    level = GaugeMetricFamily(
-        "hotline_queue_service_level_percent",
-        "percent answered within the target's seconds over the window (absent before the first caller)",
-        labels=["queue"],
-    )
+    gauges = {name: GaugeMetricFamily(name, text, labels=["queue"]) for name, text in QUEUE_GAUGES.items()}
+
+    def put(name: str, view: QueueView, value: float) -> None:
+        gauges[f"hotline_queue_{name}"].add_metric([view.name], value)
+
     for view in views:
         waiting = [w for w in view.waiting if w.agent is None]
-        callers.add_metric([view.name], sum(1 for w in waiting if not w.callback))
-        callbacks.add_metric([view.name], sum(1 for w in waiting if w.callback))
-        ringing.add_metric([view.name], sum(1 for w in view.waiting if w.agent is not None))
-        oldest.add_metric([view.name], max((w.waited for w in view.waiting), default=0.0))
-        eligible.add_metric([view.name], view.agents_eligible)
+        put("callers", view, sum(1 for w in waiting if not w.callback))
+        put("callbacks", view, sum(1 for w in waiting if w.callback))
+        put("ringing", view, sum(1 for w in view.waiting if w.agent is not None))
+        put("oldest_wait_seconds", view, max((w.waited for w in view.waiting), default=0.0))
+        put("agents_eligible", view, view.agents_eligible)
         if view.figures is not None:
-            answered.add_metric([view.name], view.figures.answered)
-            abandoned.add_metric([view.name], view.figures.abandoned)
+            put("answered", view, view.figures.answered)
+            put("abandoned", view, view.figures.abandoned)
             if view.figures.service_level is not None:
-                level.add_metric([view.name], view.figures.service_level)
-    yield from (callers, callbacks, ringing, oldest, eligible, answered, abandoned, level)
+                put("service_level_percent", view, view.figures.service_level)
+    yield from gauges.values()
 
 
 def registry(readings: Readings) -> CollectorRegistry:

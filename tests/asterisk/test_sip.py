@@ -18,6 +18,7 @@ from hotline.asterisk.ari import Event, channel_of
 from hotline.asterisk.errors import AriError, AriNotFound
 from hotline.asterisk.sandbox import Running
 from hotline.testing.dtmf_pcap import dtmf_pcap, write_dtmf_pcap
+from hotline.testing.sipp import caller_argv
 from ivr.flowset import FlowSet
 from ivr.model import Flow
 
@@ -85,29 +86,15 @@ async def run_sipp(asterisk: Running, digits: str, folder: Path) -> tuple[int, s
     pcap = write_dtmf_pcap(folder / "keys.pcap", digits)
     sip_port, media_port = free_udp_ports(2)
     errors = folder / "sipp-errors.log"
+    target = f"{asterisk.sip_host}:{asterisk.sip_port}"
+    password = asterisk.values["CALLER_PASSWORD"]
     process = await asyncio.create_subprocess_exec(
-        sipp,
-        f"{asterisk.sip_host}:{asterisk.sip_port}",
-        "-sf", str(SCENARIO),
-        "-s", "100",
-        "-au", "caller",
-        "-ap", asterisk.values["CALLER_PASSWORD"],
-        "-key", "dtmf_pcap", str(pcap),
-        "-i", "127.0.0.1",
-        "-mi", "127.0.0.1",
-        "-p", str(sip_port),
-        "-mp", str(media_port),
-        "-m", "1",
-        "-timeout", f"{SIPP_TIMEOUT:g}s",
-        "-timeout_error",
-        "-nostdin",
-        "-trace_err",
-        "-error_file", str(errors),
+        *caller_argv(sipp, target, SCENARIO, password, pcap, (sip_port, media_port), errors, SIPP_TIMEOUT),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
         cwd=folder,
-    )  # fmt: skip
+    )
     try:
         _, stderr = await asyncio.wait_for(process.communicate(), SIPP_TIMEOUT + 5.0)
     finally:

@@ -21,6 +21,7 @@ from typing import Any
 from deployment import PROJECT, Stack
 
 from hotline.testing.dtmf_pcap import write_dtmf_pcap
+from hotline.testing.sipp import caller_argv
 
 SCENARIO = Path(__file__).resolve().parents[1] / "asterisk" / "sipp" / "caller_dtmf.xml"
 SIPP_TIMEOUT = 20.0
@@ -82,27 +83,11 @@ def call(stack: Stack, digits: str, folder: Path) -> None:
     )
     folder.mkdir(exist_ok=True)
     pcap = write_dtmf_pcap(folder / "keys.pcap", digits)
-    sip_port, media_port = free_udp_pair()
     errors = folder / "sipp-errors.log"
+    password = stack.values["HOTLINE_CALLER_PASSWORD"]
+    target = f"127.0.0.1:{stack.sip_port}"
     done = subprocess.run(
-        [
-            sipp, f"127.0.0.1:{stack.sip_port}",
-            "-sf", str(SCENARIO),
-            "-s", "100",
-            "-au", "caller",
-            "-ap", stack.values["HOTLINE_CALLER_PASSWORD"],
-            "-key", "dtmf_pcap", str(pcap),
-            "-i", "127.0.0.1",
-            "-mi", "127.0.0.1",
-            "-p", str(sip_port),
-            "-mp", str(media_port),
-            "-m", "1",
-            "-timeout", f"{SIPP_TIMEOUT:g}s",
-            "-timeout_error",
-            "-nostdin",
-            "-trace_err",
-            "-error_file", str(errors),
-        ],
+        caller_argv(sipp, target, SCENARIO, password, pcap, free_udp_pair(), errors, SIPP_TIMEOUT),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -110,7 +95,7 @@ def call(stack: Stack, digits: str, folder: Path) -> None:
         cwd=folder,
         timeout=SIPP_TIMEOUT + 10,
         check=False,
-    )  # fmt: skip
+    )
     logged = errors.read_text(errors="replace") if errors.exists() else ""
     assert done.returncode == 0, (
         f"SIPp failed (exit {done.returncode}): {(done.stderr + logged)[-3000:]}\nlogs:\n{stack.logs()}"
