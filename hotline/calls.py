@@ -29,10 +29,11 @@ How actions are carried out:
   gives the call back with `QueueExited` when the wait runs out. Without routing (no routing file), or
   for a queue routing does not know, the call is given straight back as `QueueExited("no routing")` and
   the flow takes its overflow path.
-- `RequestCallback`: the engine records `callback_requested` and hangs up after its own prompts; the
-  runner stores the call-back (`hotline.store.CallbackStore`) on the call's contact, due at once, with
-  the queue's call-back expiry and time zone when routing has the queue. A call-back the store refuses
-  (a number that is not E.164) or cannot take is logged; the call goes on as the flow says. A request
+- `RequestCallback`: the runner stores the call-back (`keep_callback`, `hotline.store.CallbackStore`) on
+  the call's contact, due at once, with the queue's call-back expiry and time zone when routing has the
+  queue, the number made international with `callbacks.country_code`, and answers the engine:
+  `CallbackStored` (it thanks the caller and hangs up) or `CallbackRefused` with the reason (a number
+  that is not E.164, a store that does not answer: the caller is asked for a number again). A request
   made while waiting in a queue carries the time of the caller's first entry (`place_since`), so the
   call-back's placeholder joins the queue at the caller's old place.
 - `LeaveQueue`: the caller pressed the queue's call-back key: routing lets them go without counting an
@@ -63,10 +64,12 @@ from hotline.asterisk.errors import AriError, AriNotFound
 from hotline.features import handle_feature
 from hotline.store import EventWriter, StoreError, new_event
 from hotline.store.callbacks import Callback, CallbackStore
+from hotline.store.phones import international
 from ivr import actions, events
 from ivr.flowset import FlowSet
 from ivr.session import Session
 from routing.callbacks import RetryPolicy
+from routing.model import RoutingConfig
 
 if TYPE_CHECKING:
     from hotline.queueing import RoutingService
@@ -136,6 +139,9 @@ class CallRunner:
         self._callbacks = callbacks
         #: called once a call-back is stored (the call-back worker looks for due call-backs at once)
         self.on_callback: Callable[[], None] | None = None
+        #: makes a national call-back number international (`callbacks.country_code`)
+        self.country_code: str | None = None
+        self._refusal: str | None = None  # why the last call-back was not stored
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -288,7 +294,12 @@ class CallRunner:
         elif isinstance(action, actions.Enqueue):
             await self._enqueue(action)
         elif isinstance(action, actions.RequestCallback):
-            await self.request_callback(action)
+            stored = await self.request_callback(action)
+            # the engine thanks the caller only for a call-back that is kept; else it asks again
+            if stored is not None:
+                self.feed(events.CallbackStored(stored.id))
+            else:
+                self.feed(events.CallbackRefused(self._refusal or "the call-back could not be kept"))
         elif isinstance(action, actions.LeaveQueue):
             await self._leave_queue()
 
@@ -298,33 +309,20 @@ class CallRunner:
         The store write is awaited before the engine's next action (its "we will call you back"), so
         the caller hangs up only once the call-back is durable; a failure never breaks the call.
         """
+        self._refusal = None
         if self._callbacks is None:
             log.info("call-back requested; no store to keep it", channel=self.channel_id, queue=action.queue)
+            self._refusal = "no store to keep call-backs"
             return None
-        policy, time_zone = RetryPolicy(), "UTC"
-        queue = None if self._routing is None else self._routing.config.queues.get(action.queue)
-        if queue is not None and queue.callback is not None:
-            policy, time_zone = queue.callback.retry_policy(), queue.callback.time_zone
-        # the flow's priority when it gives one, else the queue's: what the caller had while waiting
-        priority = action.priority or (queue.priority if queue is not None else 0)
-        now = self._now
+        config = None if self._routing is None else self._routing.config
         try:
-            stored = await self._callbacks.create(
-                number=action.number,
-                now=now,
-                next_attempt_at=now,
-                queue=action.queue,
-                skills=action.skills,
-                priority=priority,
-                contact_id=self.contact_id,
-                time_zone=time_zone,
-                expires_at=policy.expires_at(now),
-                callback_id=uuid.uuid5(_CALLBACK_IDS, self.contact_id).hex,
-                place_since=action.place_since,
+            stored = await keep_callback(
+                self._callbacks, action, self.contact_id, self._now, config, self.country_code
             )
         except asyncio.CancelledError:
             raise
         except Exception as e:
+            self._refusal = str(e)
             log.error(
                 "call-back not stored",
                 channel=self.channel_id,
@@ -439,6 +437,37 @@ class CallRunner:
             raise
 
 
+async def keep_callback(
+    callbacks: CallbackStore,
+    action: actions.RequestCallback,
+    contact_id: str,
+    now: datetime,
+    routing: RoutingConfig | None,
+    country_code: str | None,
+) -> Callback:
+    """Store the call-back a caller asked for in a flow, due now, on their contact: the queue's call-back
+    expiry and time zone (the defaults without routing), the flow's priority or else the queue's (what
+    the caller had while waiting), the number made international with `country_code`. One per contact:
+    asking again returns the one stored. Raises what the store raises for a number it refuses."""
+    policy, time_zone = RetryPolicy(), "UTC"
+    queue = None if routing is None else routing.queues.get(action.queue)
+    if queue is not None and queue.callback is not None:
+        policy, time_zone = queue.callback.retry_policy(), queue.callback.time_zone
+    return await callbacks.create(
+        number=international(action.number, country_code),
+        now=now,
+        next_attempt_at=now,
+        queue=action.queue,
+        skills=action.skills,
+        priority=action.priority or (queue.priority if queue is not None else 0),
+        contact_id=contact_id,
+        time_zone=time_zone,
+        expires_at=policy.expires_at(now),
+        callback_id=uuid.uuid5(_CALLBACK_IDS, contact_id).hex,
+        place_since=action.place_since,
+    )
+
+
 class CallApp:
     """The ARI event handler of the hotline app: one `CallRunner` per call.
 
@@ -470,6 +499,7 @@ class CallApp:
         self.routing = routing
         self.callbacks = callbacks
         self.on_callback: Callable[[], None] | None = None
+        self.country_code: str | None = None
         self.calls: dict[str, CallRunner] = {}
 
     def flows(self) -> FlowSet:
@@ -525,6 +555,7 @@ class CallApp:
                 callbacks=self.callbacks,
             )
             runner.on_callback = self.on_callback
+            runner.country_code = self.country_code
         except ValueError as e:
             log.error("no flow for the call; hanging up", channel=channel_id, dialed=dialed, error=str(e))
             with contextlib.suppress(AriError):

@@ -195,6 +195,8 @@ class CallbacksConfig(Section):
     #: None: the machine's host name; two services sharing one store need different names
     worker: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     dial_timeout: Annotated[float, Field(gt=0, le=300)] = 30.0
+    #: the country code (48) that makes a national number a caller types or shows international
+    country_code: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,2}$")] | None = None
 
 
 class LogConfig(Section):

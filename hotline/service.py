@@ -46,7 +46,7 @@ from hotline.asterisk.ari import AriClient, Event, channel_of
 from hotline.asterisk.errors import AriError, AriNotFound
 from hotline.asterisk.fastagi import FastAgiServer
 from hotline.callback_worker import CallbackWorker
-from hotline.calls import CallApp, Clock, utc_now
+from hotline.calls import CallApp, Clock, keep_callback, utc_now
 from hotline.config import Config
 from hotline.flowfiles import flows_in, load_flow_files
 from hotline.queueing import RoutingService
@@ -59,6 +59,7 @@ from hotline.store import (
     new_event,
     open_store,
 )
+from ivr.actions import RequestCallback
 from ivr.errors import FlowError, FlowErrors
 from ivr.flowset import FlowSet
 from routing.model import RoutingConfig
@@ -315,6 +316,7 @@ class Service:
             clock=self.clock,
             callbacks=CallbackStore(store),
         )
+        calls.country_code = config.callbacks.country_code
         self._stack.push_async_callback(calls.close)
         self._stack.push_async_callback(self._drain)
 
@@ -326,6 +328,7 @@ class Service:
                 record=self._record_agi,
                 identify=self._identify,
                 numbers=config.flows.numbers,
+                keep_callback=self._keep_agi_callback,
             )
             try:
                 await agi.start()
@@ -575,6 +578,19 @@ class Service:
             log.error("contact event not written", call=call_id, type=event_type, error=str(e))
             return
         written.add_done_callback(_log_failed_write)
+
+    async def _keep_agi_callback(self, call_id: str, action: RequestCallback) -> str:
+        """An AGI call's call-back, kept like an ARI call's on the contact its events are written on."""
+        assert self.store is not None
+        contact_id = uuid.uuid5(AGI_CONTACTS, call_id).hex
+        routing = None if self.routing is None else self.routing.config
+        country = self.config.callbacks.country_code
+        stored = await keep_callback(
+            CallbackStore(self.store), action, contact_id, self.clock(), routing, country
+        )
+        if self.callback_worker is not None:
+            self.callback_worker.wake()
+        return stored.id
 
     async def _identify(self, phone: str) -> dict[str, str] | None:
         """Channel variables for the caller from the customer store: CUSTOMER_ID, CUSTOMER_NAME and

@@ -116,7 +116,8 @@ class LeaveQueue:
 
 @dataclass(frozen=True, slots=True)
 class RequestCallback:
-    """The caller asked to be called back at `number`; they hang up and keep their place.
+    """The caller asked to be called back at `number`; they hang up and keep their place. The engine
+    waits for `CallbackStored` (then thanks the caller) or `CallbackRefused` (then asks again).
 
     `place_since`: for a caller who asked while waiting in the queue, when they first joined it, so the
     call-back keeps their place; None from a `callback` node.

@@ -82,6 +82,21 @@ class TransferFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackStored:
+    """The call-back asked for by the last `RequestCallback` is kept: only now is the caller thanked."""
+
+    callback_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRefused:
+    """The call-back asked for by the last `RequestCallback` was not kept (the store refused the number,
+    say one without its country code, or could not take it); `reason` is for the contact record."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Hangup:
     """The caller hung up."""
 
@@ -97,5 +112,7 @@ Event = (
     | QueueExited
     | QueueAnswered
     | TransferFailed
+    | CallbackStored
+    | CallbackRefused
     | Hangup
 )

@@ -21,24 +21,35 @@ A call moves through these states::
 - `queue`, `transfer`, `voicemail`: handed off. A hand-off can give the call back (a queue overflow,
   a failed transfer, a voicemail with `next`); the outcome is then cleared and the flow goes on.
 - `hangup`, `callback`: the flow hung up (after its last prompt, e.g. a goodbye). A call that left a
-  voicemail and then hangs up in the flow keeps the outcome `voicemail`.
+  voicemail and then hangs up in the flow keeps the outcome `voicemail`. A caller who hangs up while
+  their call-back request waits for its answer ends as `callback` too.
 - `abandoned`: the caller hung up while in the flow. A caller hanging up once handed off, or during a
   last prompt, keeps that outcome (recorded as `hung_up` by the caller).
 
 A queue with a call-back offer lets a waiting caller press its key: the engine asks routing to let them
 go (`LeaveQueue`), and once routing answers `QueueExited("callback")` the caller is back in the flow, in
-the queue node, for the call-back dialogue. A confirmed number ends the call as `callback`, keeping the
-caller's place (`RequestCallback.place_since`); a caller who never confirms one rejoins the queue at the
-place they had (`Enqueue.since`). If an agent answers first (`QueueAnswered`), the caller stays with them
-and their keys are no longer the flow's.
+the queue node, for the call-back dialogue. A call-back that is kept ends the call as `callback`, keeping
+the caller's place (`RequestCallback.place_since`); a caller who never gets one kept rejoins the queue at
+the place they had (`Enqueue.since`). If an agent answers first (`QueueAnswered`), the caller stays with
+them and their keys are no longer the flow's.
+
+A confirmed call-back number (from a `callback` node or a queue's offer) goes out as `RequestCallback`
+alone, and the engine waits (`waiting_for` is `callback`) for the adapter to say whether it was kept: a
+caller is never thanked for a call-back that was lost. `CallbackStored` records `callback_requested`,
+plays `done` and hangs up; `CallbackRefused` records `invalid_input` with the reason and asks for another
+number, counted as a wrong entry. Keys pressed meanwhile are ignored. A caller who hangs up meanwhile
+ends as `callback` (the request is out); the answer, when it comes later, still records
+`callback_requested` or `invalid_input`.
 
 `waiting_for` tells a simulator what would move the call along; it is None once the session is closed
-and takes no more events. The one exception: a caller who hangs up while leaving a voicemail still has
-the message saved, so a later `RecordingFinished` records `voicemail_left`.
+and takes no more events. The exceptions: a caller who hangs up while leaving a voicemail still has
+the message saved, so a later `RecordingFinished` records `voicemail_left`; and one who hangs up while
+their call-back is being stored gets a late `CallbackStored` or `CallbackRefused` recorded.
 
 In the flow, the engine waits for one thing at a time: a playback (`PlaybackFinished` with its id), the
-caller's keys together with one timer, a CRM answer (with a guard timer), or a hand-off. Ids are
-counters (`p1`, `t1`, `r1`), so an event with an old or unknown id is stale and ignored. `handle` never
+caller's keys together with one timer, a CRM answer (with a guard timer), the answer to a call-back
+request, or a hand-off. Ids are counters (`p1`, `t1`, `r1`), so an event with an old or unknown id is
+stale and ignored, as is the answer to a call-back request when none waits for one. `handle` never
 raises: a flow that spins without waiting, or an internal fault, records `flow_error` and hangs up, so a
 caller never hears dead air.
 """
@@ -48,6 +59,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -74,6 +86,17 @@ CHANNEL_LANGUAGE = "CHANNEL(language)"
 OUTCOMES: tuple[str, ...] = ("hangup", "transfer", "queue", "callback", "voicemail", "abandoned")
 
 Then = Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _CallbackRequest:
+    """A `RequestCallback` sent and not yet answered, and what each answer leads to."""
+
+    node: str
+    queue: str
+    number: str
+    stored: Then
+    refused: Callable[[str], None]
 
 
 class Session:
@@ -103,6 +126,7 @@ class Session:
         self._closing: str | None = None  # the outcome of a final prompt being played before hanging up
         self._voicemail_left = False
         self._late_recording: tuple[str, str] | None = None  # (mailbox, recording) cut short by the caller
+        self._late_callback: _CallbackRequest | None = None  # a request the caller hung up on
         self._node: str | None = None
         self._path: list[str] = []
         self._next: tuple[str, str] | None = None
@@ -116,6 +140,7 @@ class Session:
         self._on_key: Callable[[str], None] | None = None
         self._input_round = 0
         self._lookup: str | None = None
+        self._callback: _CallbackRequest | None = None
         self._handoff: model.Queue | model.Transfer | model.Voicemail | None = None
         self._queued_at: datetime | None = None  # the caller's place: when they first joined the queue
         self._queue_state = "waiting"  # while handed off to a queue: waiting, leaving or answered
@@ -164,7 +189,8 @@ class Session:
     @property
     def waiting_for(self) -> str | None:
         """What would move the call along: `call` (not started yet), `playback`, `lookup`, `input`,
-        `timer`, `recording`, `queue` or `transfer`; None once the session takes no more events."""
+        `callback` (the answer to a `RequestCallback`), `timer`, `recording`, `queue` or `transfer`; None
+        once the session takes no more events."""
         if self._closed:
             return None
         if not self._started:
@@ -175,6 +201,8 @@ class Session:
             return "lookup"
         if self._on_key is not None:
             return "input"
+        if self._callback is not None:
+            return "callback"
         if isinstance(self._handoff, model.Queue):
             return "queue"
         if isinstance(self._handoff, model.Transfer):
@@ -205,11 +233,7 @@ class Session:
     def handle(self, event: events.Event, now: datetime) -> list[actions.Action]:
         """What to do now that `event` happened at `now` (an aware datetime; a naive one is taken as UTC)."""
         if self._closed:
-            if isinstance(event, events.RecordingFinished) and self._late_recording is not None:
-                mailbox, recording = self._late_recording
-                self._late_recording = None
-                return [actions.RecordEvent("voicemail_left", _voicemail_data(mailbox, event, recording))]
-            return []
+            return self._late(event)
         if not self._started and not isinstance(event, events.CallStarted):
             return []
         self._out = []
@@ -226,6 +250,24 @@ class Session:
                 self._out.append(actions.Hangup("normal"))
         out, self._out = self._out, []
         return out
+
+    def _late(self, event: events.Event) -> list[actions.Action]:
+        """What a closed session still records: the end of a voicemail or of a call-back request the
+        caller hung up during."""
+        if isinstance(event, events.RecordingFinished) and self._late_recording is not None:
+            mailbox, recording = self._late_recording
+            self._late_recording = None
+            return [actions.RecordEvent("voicemail_left", _voicemail_data(mailbox, event, recording))]
+        request = self._late_callback
+        if isinstance(event, events.CallbackStored | events.CallbackRefused) and request is not None:
+            self._late_callback = None
+            if isinstance(event, events.CallbackStored):
+                data = {"queue": request.queue, "number": request.number}
+                return [actions.RecordEvent("callback_requested", data)]
+            reason = str(event.reason)
+            data = {"node": request.node, "digits": request.number, "reason": reason}
+            return [actions.RecordEvent("invalid_input", data)]
+        return []
 
     def _dispatch(self, event: events.Event) -> None:
         if isinstance(event, events.CallStarted):
@@ -260,6 +302,14 @@ class Session:
         elif isinstance(event, events.TransferFailed):
             if isinstance(self._handoff, model.Transfer):
                 self._transfer_failed(self._handoff, event)
+        elif isinstance(event, events.CallbackStored | events.CallbackRefused):
+            request = self._callback
+            if request is not None:  # else stale: no request waits for an answer
+                self._callback = None
+                if isinstance(event, events.CallbackStored):
+                    request.stored()
+                else:
+                    request.refused(str(event.reason))
         elif isinstance(event, events.Hangup):
             self._caller_hung_up()
 
@@ -399,6 +449,7 @@ class Session:
         self._stop_playback()
         self._stop_input()
         self._lookup = None
+        self._callback = None
         self._handoff = None
         self._attempts = 0
         self._keys = ""
@@ -482,13 +533,23 @@ class Session:
 
     def _fail_call(self, reason: str) -> None:
         self._record("flow_error", node=self._node, flow=self._flow_name, reason=reason)
-        self._hang_up("normal", self._outcome if self._outcome in ("callback", "voicemail") else None)
+        if self._callback is not None:  # the request is out: its answer is still recorded
+            self._late_callback = self._callback
+            self._hang_up("normal", "callback")
+        else:
+            self._hang_up("normal", self._outcome if self._outcome in ("callback", "voicemail") else None)
 
     def _caller_hung_up(self) -> None:
         if isinstance(self._handoff, model.Voicemail):
             self._late_recording = (self._handoff.voicemail.mailbox, self._recording)
+        self._late_callback = self._callback  # the request is out: its answer is still recorded
         self._leave()
-        outcome = self._outcome or self._closing or ("voicemail" if self._voicemail_left else None)
+        outcome = (
+            self._outcome
+            or self._closing
+            or ("callback" if self._late_callback is not None else None)
+            or ("voicemail" if self._voicemail_left else None)
+        )
         if outcome is None:
             self._record("abandoned", node=self._node, flow=self._flow_name, where="ivr")
             outcome = "abandoned"
@@ -870,7 +931,8 @@ class Session:
         give_up: Then,
     ) -> None:
         """Take a call-back number: read back the caller's own number or ask for another, then request
-        the call-back and hang up; `give_up` once the caller's retries are used up."""
+        the call-back and, once it is stored, thank the caller and hang up; a refused number is asked
+        for again; `give_up` once the caller's retries are used up."""
 
         def retry(kind: str, again: Then, **data: Any) -> None:
             self._retry(
@@ -958,8 +1020,15 @@ class Session:
                     place_since=place_since,
                 )
             )
-            self._record("callback_requested", queue=queue, number=number)
-            self._hang_up_after(offer.done, "normal", "callback")
+
+            def stored() -> None:
+                self._record("callback_requested", queue=queue, number=number)
+                self._hang_up_after(offer.done, "normal", "callback")
+
+            def refused(reason: str) -> None:
+                retry("invalid_input", enter, digits=number, reason=reason)
+
+            self._callback = _CallbackRequest(node_id, queue, number, stored, refused)
 
         if self._caller is not None and _callback_number(offer, self._caller):
             confirm(self._caller, entered=False)

@@ -9,6 +9,9 @@ A queue hands the caller to routing, which the simulator does not run: the call 
 queue offers a call-back. Then the caller hears the offer once they have waited its `after` seconds (and
 again every `every` seconds) and the key source answers it: the offer's key leaves the queue for the
 call-back dialogue, `WAIT` keeps waiting (the simulation ends in the queue), `HANG_UP` hangs up.
+
+A call-back the caller asks for is always kept (`CallbackStored("simulated")`), so the caller hears the
+thanks and the flow hangs up.
 """
 
 from __future__ import annotations
@@ -132,6 +135,7 @@ def simulate(
     lookups: list[act.Lookup] = []
     recording: act.Voicemail | None = None
     exits: list[ev.QueueExited] = []  # routing's answers to LeaveQueue
+    kept: list[ev.CallbackStored] = []  # the store's answers to RequestCallback
     offer: act.CallbackOfferSpec | None = None  # the call-back offer of the queue the caller waits in
     offers = 0
 
@@ -175,7 +179,11 @@ def simulate(
                     offer, offers = action.callback, (offers if action.since else 0)
                     journey.final = action
                     note("action", describe(action), action)
-                case act.RequestCallback() | act.Transfer() | act.Hangup():
+                case act.RequestCallback():
+                    kept.append(ev.CallbackStored("simulated"))
+                    journey.final = action
+                    note("action", describe(action), action)
+                case act.Transfer() | act.Hangup():
                     journey.final = action
                     note("action", describe(action), action)
 
@@ -197,6 +205,10 @@ def simulate(
         elif exits:
             clock += 0.1
             feed(exits.pop(0))
+        elif kept:
+            clock += 0.1
+            note("note", "call-back kept")
+            feed(kept.pop(0))
         elif session.ended:
             if offer is None or session.waiting_for != "queue" or (offers and not offer.every):
                 break

@@ -330,3 +330,53 @@ async def test_a_queue_overflows_and_a_transfer_goes_back_to_the_dialplan(server
         "transferred",
     ]
     assert recorded[3][2] == {"queue": "support", "reason": "no routing for AGI calls"}
+
+
+OFFER = """
+flow: offer
+start: offer
+nodes:
+  offer:
+    callback: {queue: support, confirm: num-we-have, question: press-1, enter_number: enter-num,
+               done: thanks, timeout: 5, retries: 0}
+    failure: sorry
+  sorry: {hangup: sorry}
+"""
+
+
+async def _confirm_own_number(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The number read back (the caller id, 48221234567), and 1 pressed to confirm it."""
+    keys = b'"0123456789*#ABCD"'
+    await _expect(reader, writer, b"ANSWER\n", b"200 result=0")
+    await _expect(reader, writer, b'STREAM FILE "num-we-have" ' + keys + b"\n", b"200 result=0 endpos=800")
+    await _expect(reader, writer, b'SAY DIGITS "48221234567" "0123456789*#ABCD"\n', b"200 result=0")
+    await _expect(reader, writer, b'STREAM FILE "press-1" ' + keys + b"\n", b"200 result=0 endpos=800")
+    await _expect(reader, writer, b"WAIT FOR DIGIT 5000\n", b"200 result=49")  # "1"
+
+
+async def test_a_call_back_asked_for_over_agi_is_kept_before_the_caller_is_thanked() -> None:
+    kept: list[tuple[str, str, str]] = []
+
+    async def keep(call_id: str, action: Any) -> str:
+        kept.append((call_id, action.queue, action.number))
+        return "cb-1"
+
+    agi = FastAgiServer(load_flowset({"offer.yaml": OFFER}), port=0, keep_callback=keep)
+    async with agi:
+        reader, writer = await _connect(agi.port, "offer")
+        await _confirm_own_number(reader, writer)
+        await _expect(reader, writer, b'STREAM FILE "thanks" ""\n', b"200 result=0 endpos=800")
+        await _expect(reader, writer, b"HANGUP\n", b"200 result=1")
+        writer.close()
+    assert kept == [("1700000000.12", "support", "48221234567")]
+
+
+async def test_a_call_back_nothing_keeps_is_not_thanked_for() -> None:
+    agi = FastAgiServer(load_flowset({"offer.yaml": OFFER}), port=0)  # no keep_callback hook
+    async with agi:
+        reader, writer = await _connect(agi.port, "offer")
+        await _confirm_own_number(reader, writer)
+        # refused: no retries left, so the flow's failure node says sorry instead of thanks
+        await _expect(reader, writer, b'STREAM FILE "sorry" ""\n', b"200 result=0 endpos=800")
+        await _expect(reader, writer, b"HANGUP\n", b"200 result=1")
+        writer.close()

@@ -3,8 +3,9 @@
 - `handle` never raises, and every flow here is sound, so it never records `flow_error`;
 - ids are fresh counters; at most one playback and one timer run; nothing is stopped or cancelled
   that is not running; the session's `playback_id` and `timer_id` are the ones running;
-- once the caller stops pressing keys and only prompts, timers, lookups and recordings complete, every
-  call ends (hangup, transfer, queue, callback or voicemail) within `DRAIN_LIMIT` events;
+- once the caller stops pressing keys and only prompts, timers, lookups, recordings and call-back requests
+  complete, every call ends (hangup, transfer, queue, callback or voicemail) within `DRAIN_LIMIT` events;
+- `callback_requested` is recorded only when the store has kept the call-back (`CallbackStored`);
 - whenever the caller hangs up, the call ends then and there, as abandoned unless it had already ended,
   and later events are ignored.
 """
@@ -214,6 +215,8 @@ NOISE = st.one_of(
     st.tuples(st.just("queue_callback")),
     st.tuples(st.just("queue_answered")),
     st.tuples(st.just("transfer_failed")),
+    st.tuples(st.just("callback_stored")),
+    st.tuples(st.just("callback_refused")),
     st.tuples(st.just("call_started")),
 )
 # keys and completions of what the call waits for are the common steps; the rest is noise
@@ -226,6 +229,14 @@ TIMES = st.one_of(
     st.just(datetime(2026, 3, 4, 9, 0, tzinfo=UTC)),
     st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2026, 12, 31), timezones=st.just(UTC)),
 )
+
+
+#: What a closed session still records, by the event that comes late.
+LATE: dict[type[Any], list[str]] = {
+    ev.RecordingFinished: ["voicemail_left"],
+    ev.CallbackStored: ["callback_requested"],
+    ev.CallbackRefused: ["invalid_input"],
+}
 
 
 @dataclass
@@ -242,7 +253,8 @@ class Call:
     leaving: bool = False  # the engine asked routing to let the caller go for a call-back
 
     def feed(self, event: ev.Event) -> list[act.Action]:
-        closed = self.session.waiting_for is None
+        waited = self.session.waiting_for
+        closed = waited is None
         if isinstance(event, ev.TimerFired):
             self.timers.discard(event.timer_id)
         if isinstance(event, ev.PlaybackFinished):
@@ -251,11 +263,12 @@ class Call:
             self.leaving = False
         out = self.session.handle(event, self.now)
         self.now += timedelta(seconds=1)
+        types = [a.type for a in out if isinstance(a, act.RecordEvent)]
         if closed:
-            assert out == [] or (
-                isinstance(event, ev.RecordingFinished)
-                and [getattr(a, "type", None) for a in out] == ["voicemail_left"]
-            )
+            # only what outlives the call is recorded: a voicemail, or the answer to a call-back request
+            assert out == [] or (len(out) == len(types) and types == LATE.get(type(event))), (event, out)
+        if "callback_requested" in types:
+            assert isinstance(event, ev.CallbackStored) and waited in ("callback", None), event
         for action in out:
             self.check(action)
         assert len(self.playing) <= 1 and len(self.timers) <= 1
@@ -297,6 +310,9 @@ class Call:
                 assert self.hangups == 1
 
     def events_for(self, step: tuple[Any, ...]) -> list[ev.Event]:
+        if step[0] == "choose" and self.session.waiting_for == "callback":
+            # the store's answer to the call-back request: kept, or refused so the caller tries again
+            return [ev.CallbackStored("cb1") if step[1] % 3 else ev.CallbackRefused("not kept")]
         if step[0] == "choose":
             return [ev.Digit(key) for key in self.good_keys(step[1])]
         return [self.event_for(step)]
@@ -354,6 +370,10 @@ class Call:
                 return ev.QueueAnswered()
             case ("transfer_failed",):
                 return ev.TransferFailed("busy")
+            case ("callback_stored",):
+                return ev.CallbackStored("cb1")
+            case ("callback_refused",):
+                return ev.CallbackRefused("not an international number")
         return ev.CallStarted(caller="+1", dialed="1")
 
     def advance(self, body: Any) -> ev.Event:
@@ -372,10 +392,14 @@ class Call:
                 return ev.QueueExited("callback" if self.leaving else "max wait")
             case "transfer":
                 return ev.TransferFailed("no answer")
+            case "callback":
+                # refused now and then, so a caller also has to give another number
+                return ev.CallbackRefused("not kept") if body is None else ev.CallbackStored("cb1")
         return ev.Hangup()
 
     def drain(self) -> int:
-        """Let prompts, timers, lookups and recordings complete, with no more keys; the events it took."""
+        """Let prompts, timers, lookups, recordings and call-back requests complete (the store keeps
+        every call-back), with no more keys; the events it took."""
         for count in range(DRAIN_LIMIT):
             s = self.session
             if s.ended:
@@ -389,6 +413,8 @@ class Call:
                     self.feed(ev.LookupFailed(s.lookup_id or "", "timeout"))
                 case "recording":
                     self.feed(ev.RecordingFinished(2.0))
+                case "callback":
+                    self.feed(ev.CallbackStored("cb1"))
                 case other:
                     raise AssertionError(f"a call in the flow waits for {other!r}")
         raise AssertionError(

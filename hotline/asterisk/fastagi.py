@@ -60,6 +60,8 @@ TRANSFER_CONTEXT = "hotline-transfer"
 Identify = Callable[[str], Awaitable[Mapping[str, str] | None]]
 #: Writes a contact event: (call id, event type, data); the store writer in the service.
 Record = Callable[[str, str, dict[str, Any]], Awaitable[None] | None]
+#: Keeps a call-back a caller asked for: (call id, the request) -> the call-back's id; raises to refuse.
+KeepCallback = Callable[[str, actions.RequestCallback], Awaitable[str]]
 Flows = FlowSet | Callable[[], FlowSet]
 
 
@@ -237,8 +239,10 @@ class AgiCall:
         *,
         record: Record | None,
         http: aiohttp.ClientSession,
+        keep_callback: KeepCallback | None = None,
     ) -> None:
         self.channel = channel
+        self._keep = keep_callback
         self.environment = environment
         self.session = session
         self.call_id = environment.get("agi_uniqueid", "call")
@@ -333,8 +337,21 @@ class AgiCall:
             # no routing over AGI yet: the flow takes its overflow path
             self._events.append(events.QueueExited("no routing for AGI calls"))
         elif isinstance(action, actions.RequestCallback):
-            log.info("call-back requested over AGI", call=self.call_id, queue=action.queue)
+            self._events.append(await self._keep_callback(action))
         # StopPlayback: playback over AGI is done by the time the engine hears of a key
+
+    async def _keep_callback(self, action: actions.RequestCallback) -> events.Event:
+        """The call-back kept through the server's `keep_callback` hook, or refused without one."""
+        if self._keep is None:
+            log.info(
+                "call-back asked for over AGI; nothing keeps it here", call=self.call_id, queue=action.queue
+            )
+            return events.CallbackRefused("call-backs are not kept for AGI calls here")
+        try:
+            return events.CallbackStored(await self._keep(self.call_id, action))
+        except Exception as e:
+            log.warning("call-back over AGI not kept", call=self.call_id, queue=action.queue, error=str(e))
+            return events.CallbackRefused(str(e))
 
     async def _play(self, play: actions.Play) -> None:
         if play.language and play.language != self._language:
@@ -454,8 +471,10 @@ class FastAgiServer:
         identify: Identify | None = None,
         numbers: Mapping[str, str] | None = None,
         header_timeout: float = HEADER_TIMEOUT,
+        keep_callback: KeepCallback | None = None,
     ) -> None:
         self._flows = flows
+        self._keep_callback = keep_callback
         self.host = host
         self.port = port
         self._record = record
@@ -567,7 +586,14 @@ class FastAgiServer:
         session = Session(flows, flow, call_id=call_id)
         self.calls_served += 1
         log.info("agi call", flow=flow, call=call_id)
-        await AgiCall(channel, environment, session, record=self._record, http=self._http).run()
+        await AgiCall(
+            channel,
+            environment,
+            session,
+            record=self._record,
+            http=self._http,
+            keep_callback=self._keep_callback,
+        ).run()
 
     async def _run_identify(self, channel: AgiChannel, environment: Mapping[str, str]) -> None:
         caller = environment.get("agi_callerid", "")

@@ -26,7 +26,7 @@ EVENT_DATA: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "call_started": ("ivr", ("flow", "caller", "caller_withheld", "dialed", "parent_id")),
     "node_entered": ("ivr", ("node", "flow", "type")),
     "option_chosen": ("ivr", ("node", "digits", "target")),
-    "invalid_input": ("ivr", ("node", "digits")),
+    "invalid_input": ("ivr", ("node", "digits", "reason")),
     "no_input": ("ivr", ("node",)),
     "input_collected": ("ivr", ("node", "variable", "length", "value")),
     "lookup_done": ("ivr", ("node", "status", "fields", "customer_id")),

@@ -37,3 +37,14 @@ def normalise_or_keep(number: str | None) -> str | None:
         return normalise(number)
     except InvalidPhone:
         return number
+
+
+def international(number: str, country_code: str | None) -> str:
+    """A number a caller typed or a national caller id as an international one: `0221234567` or
+    `221234567` with country code `48` -> `+48221234567` (one leading trunk `0` is dropped). A number
+    with `+` or `00` keeps its own country; without `country_code` the number is only normalised."""
+    compact = normalise(number)
+    if compact.startswith("+") or not country_code:
+        return compact
+    national = compact[1:] if compact.startswith("0") else compact
+    return f"+{country_code}{national}"

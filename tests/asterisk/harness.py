@@ -16,7 +16,7 @@ from hotline.asterisk.ari import AriClient, Event, channel_of
 from hotline.asterisk.errors import AriNotFound, AriUnavailable
 from hotline.asterisk.sandbox import ARI_APP, Running
 from hotline.calls import CallApp
-from hotline.store import Contact, EventWriter, Store, StoredEvent, open_store
+from hotline.store import CallbackStore, Contact, EventWriter, Store, StoredEvent, open_store
 from ivr.flowset import FlowSet
 
 CALLER_APP = "testcaller"
@@ -154,7 +154,14 @@ class Hotline:
         self.writer = EventWriter(self.store, spool_dir=self.data_dir / "spool", max_delay=0.01)
         await self.writer.start()
         default = next(iter(self.numbers.values()))
-        self.app = CallApp(self.ari, lambda: self.flows, self.numbers, default, self.writer)
+        self.app = CallApp(
+            self.ari,
+            lambda: self.flows,
+            self.numbers,
+            default,
+            self.writer,
+            callbacks=CallbackStore(self.store),  # a flow's call-back is kept, as in the service
+        )
         app = self.app
 
         async def handle(event: Event) -> None:

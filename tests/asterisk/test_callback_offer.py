@@ -74,7 +74,6 @@ async def desk_and_worker(
             whisper=lambda cb: ["sound:beep"],
         )
         await worker.start()
-        d.hotline.app.callbacks = CallbackStore(d.hotline._store())
         d.hotline.app.on_callback = worker.wake
         try:
             yield d, worker

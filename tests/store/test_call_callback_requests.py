@@ -16,7 +16,8 @@ from hotline.queueing import RoutingService
 from hotline.routing_config import load_routing_config
 from hotline.store.callbacks import CallbackStore
 from hotline.store.db import Store
-from ivr import actions
+from hotline.store.phones import international
+from ivr import actions, events
 from ivr.flowset import FlowSet
 from ivr.model import Flow
 from routing.router import Router
@@ -123,3 +124,30 @@ async def test_a_request_the_store_refuses_is_logged_not_raised(
     assert await call.request_callback(request("sales", number="1001")) is None
     assert (await CallbackStore(store).list()).items == []
     assert await store.timeline(call.contact_id) == []
+
+
+async def test_the_engine_hears_whether_the_call_back_was_kept(
+    ari: AriClient, store: Store, routing: RoutingService
+) -> None:
+    refused = runner(ari, store, routing)
+    await refused._execute(request("sales", number="0221234567"))  # national: no country known
+    assert refused._inbox.get_nowait() == events.CallbackRefused(
+        "call-back number '0221234567' is not an international number; write it in E.164 form with the "
+        "country code, e.g. +48221234567"
+    )
+    assert (await CallbackStore(store).list()).items == []
+
+    kept = runner(ari, store, routing)
+    kept.country_code = "48"  # callbacks.country_code: a national number becomes international
+    await kept._execute(request("sales", number="0221234567"))
+    [stored] = (await CallbackStore(store).list()).items
+    assert stored.number == "+48221234567"
+    assert kept._inbox.get_nowait() == events.CallbackStored(stored.id)
+
+
+def test_international_numbers_from_national_ones() -> None:
+    assert international("0221234567", "48") == "+48221234567"
+    assert international("221234567", "48") == "+48221234567"
+    assert international("0048 22 123 45 67", "44") == "+48221234567"  # its own country wins
+    assert international("+44 20 7946 0000", "48") == "+442079460000"
+    assert international("0221234567", None) == "0221234567"
