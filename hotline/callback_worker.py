@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from hotline.asterisk.ari import CHANNEL_END_EVENTS, AriClient, Event, channel_of
-from hotline.asterisk.errors import AriError
+from hotline.asterisk.errors import AriError, AriNotFound
 from hotline.queueing import CAUSES, RoutingService, caller_id, utc_now
 from hotline.store.callbacks import Callback, CallbackStore
 from routing import actions, events
@@ -38,6 +39,8 @@ log = structlog.get_logger("hotline.callback_worker")
 Clock = Callable[[], datetime]
 #: Where the customer is dialed; `{number}` is the call-back's number in E.164 form.
 DIAL = "PJSIP/{number}@hotline-trunk"
+#: A dial string through a PJSIP trunk: `PJSIP/{number}@<endpoint>`.
+_TRUNK = re.compile(r"PJSIP/\{number\}@([A-Za-z0-9_.\-]+)")
 #: The prompt of the whisper, before the number's digits.
 WHISPER = "sound:to-call-this-number"
 #: Q.850 causes of a customer's leg that ended before answering, as call-back outcomes.
@@ -157,7 +160,26 @@ class CallbackWorker:
             log.warning("call-backs wait for Asterisk; the ARI socket reconnects", app=self.ari.app)
         else:
             await self._hang_up_leftovers()
+            await self._check_dial()
         self._loop_task = asyncio.create_task(self._run(), name="hotline-callbacks")
+
+    async def _check_dial(self) -> None:
+        """Say at start when the customers' dial string names a PJSIP trunk Asterisk does not have:
+        otherwise every call-back would ring an agent and then fail to reach its customer."""
+        trunk = _TRUNK.fullmatch(self.dial)
+        if trunk is None:
+            return
+        try:
+            await self.ari.get(f"/endpoints/PJSIP/{trunk.group(1)}")
+        except AriNotFound:
+            log.warning(
+                "call-backs cannot reach customers: Asterisk has no such PJSIP endpoint",
+                dial=self.dial,
+                endpoint=trunk.group(1),
+                fix="define the trunk in pjsip.conf (dialplan/pjsip.conf has an example) or set callbacks.dial",
+            )
+        except AriError as e:
+            log.info("could not check the call-backs' trunk", dial=self.dial, error=str(e))
 
     async def _hang_up_leftovers(self) -> None:
         """Legs in our app from before a restart belong to attempts `recover()` has settled: a customer

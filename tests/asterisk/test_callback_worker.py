@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import structlog.testing
 from harness import ari_client
 from test_routing import ANSWERS, RINGS, RoutedHotline, agent, routing
 
@@ -416,3 +417,17 @@ async def test_a_call_back_cancelled_mid_dial_hangs_up_the_customer_and_frees_th
         assert stored_events[-1] == ("callback_cancelled", {"reason": "customer called in", "attempts": 1})
         await hotline.until_state("ann", "available", timeout=3)
         assert dialer.held == []
+
+
+async def test_a_dial_string_naming_a_trunk_asterisk_lacks_is_said_at_start(
+    asterisk: Running, tmp_path: Path
+) -> None:
+    warned: dict[str, list[str]] = {}
+    for trunk in ("no-such-trunk", "agent2"):  # agent2 is one of the sandbox's PJSIP endpoints
+        with structlog.testing.capture_logs() as logs:
+            async with worker(
+                asterisk, tmp_path / trunk, config(), f"PJSIP/{{number}}@{trunk}", log_in=False
+            ):
+                pass
+        warned[trunk] = [e["endpoint"] for e in logs if e["log_level"] == "warning" and "endpoint" in e]
+    assert warned == {"no-such-trunk": ["no-such-trunk"], "agent2": []}
