@@ -26,8 +26,9 @@ import structlog
 from rich.console import Console
 from rich.markup import escape
 
-from hotline.asterisk.ari import AriClient, Event, channel_of
+from hotline.asterisk.ari import AriClient
 from hotline.asterisk.errors import AriError, AriNotFound, AriUnauthorized, AriUnavailable
+from hotline.asterisk.events import AriEvent, ChannelDestroyed, ChannelHangupRequest, StasisEnd, StasisStart
 from hotline.cli_store import _config, _open_existing, _shown, config_option, configure_logging
 from hotline.config import Config, LogConfig
 from hotline.service import Service, ServiceError, offset_clock
@@ -178,13 +179,12 @@ class TestCall:
         self.contact_id: str | None = None
         self.outcome: str | None = None
 
-    async def _on_event(self, event: Event) -> None:
-        if channel_of(event) != self.caller_leg:
+    async def _on_event(self, event: AriEvent) -> None:
+        if event.channel_id != self.caller_leg:
             return
-        kind = event.get("type")
-        if kind == "StasisStart":
+        if isinstance(event, StasisStart):
             self.answered.set()
-        elif kind in ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest"):
+        elif isinstance(event, StasisEnd | ChannelDestroyed | ChannelHangupRequest):
             self.hung_up.set()
 
     def say(self, text: str, style: str = "") -> None:

@@ -39,17 +39,22 @@ import structlog
 from aiohttp import web
 
 from hotline import metrics
+from hotline.agents.service import RoutingService
 from hotline.api import make_app
 from hotline.api.keys import METRICS, SERVICE_HEALTH
 from hotline.asterisk.ami import AmiLoginError, AmiWatcher
-from hotline.asterisk.ari import AriClient, Event, channel_of
+from hotline.asterisk.ari import AriClient
 from hotline.asterisk.errors import AriError, AriNotFound
+from hotline.asterisk.events import AriEvent, Channel, ChannelDestroyed, StasisEnd, StasisStart
 from hotline.asterisk.fastagi import FastAgiServer
-from hotline.callback_worker import CallbackWorker
-from hotline.calls import CallApp, Clock, keep_callback, utc_now
+from hotline.callbacks.requests import CallbackRequests
+from hotline.callbacks.worker import CallbackWorker
+from hotline.calls.app import CallApp
+from hotline.calls.runner import Clock, utc_now
 from hotline.config import Config
+from hotline.dispatch import AppEvents
 from hotline.flowfiles import flows_in, load_flow_files
-from hotline.queueing import RoutingService
+from hotline.routing_config import RoutingConfigError, load_routing_config
 from hotline.store import (
     CallbackStore,
     EventWriter,
@@ -63,7 +68,7 @@ from ivr.actions import RequestCallback
 from ivr.errors import FlowError, FlowErrors
 from ivr.flowset import FlowSet
 from routing.model import RoutingConfig
-from routing.router import Router
+from routing.switchboard import Settings, Switchboard
 
 log = structlog.get_logger("hotline.service")
 
@@ -251,6 +256,8 @@ class Service:
         self.writer: EventWriter | None = None
         self.ari: AriClient | None = None
         self.calls: CallApp | None = None
+        self.events: AppEvents | None = None
+        self.callback_requests: CallbackRequests | None = None
         self.agi: FastAgiServer | None = None
         self.ami: AmiWatcher | None = None
         self.routing: RoutingService | None = None
@@ -307,6 +314,15 @@ class Service:
             asterisk.ari_url, asterisk.ari_username, asterisk.ari_password, asterisk.app
         )
         self._stack.push_async_callback(ari.close)
+        await self._start_ami()
+        routing = await self._start_routing(ari, writer, store)
+        worker = await self._start_callbacks(routing, store)
+        requests = self.callback_requests = CallbackRequests(
+            CallbackStore(store),
+            routing=lambda: None if routing is None else routing.config,
+            country_code=config.callbacks.country_code,
+            kept=worker.wake if worker is not None else lambda: None,
+        )
         calls = self.calls = CallApp(
             ari,
             self.library.current,
@@ -314,9 +330,10 @@ class Service:
             config.flows.default,
             writer,
             clock=self.clock,
-            callbacks=CallbackStore(store),
+            queueing=routing,
+            callbacks=requests,
         )
-        calls.country_code = config.callbacks.country_code
+        self.events = AppEvents(ari, calls, routing)
         self._stack.push_async_callback(calls.close)
         self._stack.push_async_callback(self._drain)
 
@@ -340,8 +357,6 @@ class Service:
                 ) from None
             self._stack.push_async_callback(agi.close)
 
-        await self._start_ami()
-        await self._start_routing(ari, writer, store, calls)
         await self._start_api(store)
 
         watcher = asyncio.create_task(self.library.watch(self.poll_seconds), name="hotline-flow-watcher")
@@ -365,7 +380,9 @@ class Service:
         self.ami = watcher
         self._stack.push_async_callback(watcher.close)
 
-    async def _start_routing(self, ari: AriClient, writer: EventWriter, store: Store, calls: CallApp) -> None:
+    async def _start_routing(
+        self, ari: AriClient, writer: EventWriter, store: Store
+    ) -> RoutingService | None:
         """Routing, when there is a routing file (or a config given in code): queued calls reach agents."""
         config = self._routing_config
         path = self.config.routing.file
@@ -373,46 +390,67 @@ class Service:
             config = _load_routing(path)
         if config is None:
             log.info("no routing file: queued callers take the flow's overflow", fix="set routing.file")
-            return
+            return None
+        settings, asterisk = self.config.callbacks, self.config.asterisk
+        callback_ari: AriClient | None = None
+        if settings.enabled:
+            assert asterisk.ari_password is not None
+            callback_ari = AriClient(
+                asterisk.ari_url, asterisk.ari_username, asterisk.ari_password, settings.app
+            )
+        switchboard = Switchboard(
+            config,
+            Settings(
+                dial=settings.dial,
+                dial_timeout=settings.dial_timeout,
+                seed=uuid.uuid4().hex,
+            ),
+        )
         routing = self.routing = RoutingService(
-            Router(config), ari, writer, config=config, clock=self.clock, ami=self.ami, store=store
+            switchboard,
+            ari,
+            writer,
+            clock=self.clock,
+            ami=self.ami,
+            store=store,
+            callbacks=CallbackStore(store),
+            callback_ari=callback_ari,
+            owner=settings.worker or socket.gethostname(),
         )
         await routing.start()
         self._stack.push_async_callback(routing.close)
-        calls.routing = routing
         log.info("routing started", agents=sorted(config.agents), queues=sorted(config.queues))
-        await self._start_callbacks(routing, store, calls)
         if path is not None and self._routing_config is None:
             watcher = asyncio.create_task(
                 _watch_routing(routing, path, self.poll_seconds), name="hotline-routing-watcher"
             )
             self._stack.push_async_callback(_cancel, watcher)
+        return routing
 
-    async def _start_callbacks(self, routing: RoutingService, store: Store, calls: CallApp) -> None:
+    async def _start_callbacks(self, routing: RoutingService | None, store: Store) -> CallbackWorker | None:
         """The call-back worker: due call-backs join their queues and are dialed on their own Stasis app."""
-        settings, asterisk = self.config.callbacks, self.config.asterisk
-        if not settings.enabled:
+        settings = self.config.callbacks
+        if routing is None:
+            return None
+        if not settings.enabled or routing.callback_ari is None:
             log.info("call-backs are not dialed here", fix="set callbacks.enabled: true")
-            return
-        assert asterisk.ari_password is not None
-        ari = AriClient(asterisk.ari_url, asterisk.ari_username, asterisk.ari_password, settings.app)
+            return None
         worker = self.callback_worker = CallbackWorker(
             CallbackStore(store),
             routing,
-            ari,
-            owner=settings.worker or socket.gethostname(),
-            clock=self.clock,
+            routing.callback_ari,
+            owner=routing.owner,
             dial=settings.dial,
-            dial_timeout=settings.dial_timeout,
+            clock=self.clock,
         )
         await worker.start()
         self._stack.push_async_callback(worker.close)
-        calls.on_callback = worker.wake
         log.info("call-backs dialed", app=settings.app, worker=worker.owner, dial=settings.dial)
+        return worker
 
     def _readings(self) -> metrics.Readings:
         """What `/metrics` reads at each scrape: the live state of each part that runs."""
-        routing, worker, writer = self.routing, self.callback_worker, self.writer
+        routing, writer = self.routing, self.writer
         return metrics.Readings(
             ari_connected=lambda: self.ari is not None and self.ari.connected,
             calls=lambda: len(self.calls.calls) if self.calls is not None else 0,
@@ -421,7 +459,7 @@ class Service:
             flow_reloads=lambda: (self.library.reloads, self.library.rejected),
             queues=None if routing is None else routing.queues,
             agents=None if routing is None else routing.agents,
-            callbacks_held=None if worker is None else (lambda: len(worker.held)),
+            callbacks_held=None if routing is None else (lambda: len(routing.held_callbacks())),
         )
 
     async def _start_api(self, store: Store) -> None:
@@ -498,7 +536,9 @@ class Service:
         while calls.calls and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         for runner in list(calls.calls.values()):
-            runner.feed_ari({"type": "StasisEnd"})  # Asterisk did not tell: close the contact anyway
+            runner.feed_ari(
+                StasisEnd(found_channel(runner.channel_id))
+            )  # Asterisk did not tell: close it anyway
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(runner.wait(), 1.0)
 
@@ -513,20 +553,18 @@ class Service:
 
     # --- calls ------------------------------------------------------------------------------------
 
-    async def _on_event(self, event: Event) -> None:
-        assert self.calls is not None and self.ari is not None
-        channel_id = channel_of(event)
-        kind = event.get("type")
-        if kind == "StasisStart" and channel_id is not None:
+    async def _on_event(self, event: AriEvent) -> None:
+        assert self.events is not None and self.ari is not None
+        if isinstance(event, StasisStart):
             if self._draining:
-                log.info("not taking the call: the service is stopping", channel=channel_id)
+                log.info("not taking the call: the service is stopping", channel=event.channel_id)
                 with contextlib.suppress(AriError):
-                    await self.ari.hangup(channel_id)
+                    await self.ari.hangup(event.channel_id)
                 return
-            self._ours.add(channel_id)
-        elif kind in ("StasisEnd", "ChannelDestroyed") and channel_id is not None:
-            self._ours.discard(channel_id)
-        await self.calls(event)
+            self._ours.add(event.channel_id)
+        elif isinstance(event, StasisEnd | ChannelDestroyed):
+            self._ours.discard(event.channel_id)
+        await self.events(event)
 
     async def _on_connected(self) -> None:
         """Sort out the channels in the app after a (re)connect."""
@@ -534,18 +572,23 @@ class Service:
         ari, calls = self.ari, self.calls
         running = dict(calls.calls)
         try:
-            found = {str(channel["id"]): channel for channel in await ari.stasis_channels()}
+            found = {channel.id: channel for channel in await ari.stasis_channels()}
         except AriError as e:
             log.warning("could not list the channels in the app", error=str(e))
             return
         for channel_id, runner in running.items():
             if channel_id not in found and calls.calls.get(channel_id) is runner:
                 log.info("call gone while Asterisk was away; closing its contact", channel=channel_id)
-                runner.feed_ari({"type": "StasisEnd"})
+                runner.feed_ari(StasisEnd(found_channel(channel_id)))
         picked_up = [channel_id for channel_id in found if channel_id in running]
         if picked_up:
             log.info("calls picked up after reconnect", channels=picked_up)
-        strangers = [channel_id for channel_id in found if channel_id not in running]
+        routing = self.routing
+        strangers = [
+            channel_id
+            for channel_id in found
+            if channel_id not in running and (routing is None or not routing.owns(channel_id))
+        ]
         if not strangers:
             return
         await asyncio.sleep(self.adopt_grace)  # a StasisStart on its way makes a channel ours
@@ -556,8 +599,8 @@ class Service:
             log.warning(
                 "hanging up a call left in the app from before a restart",
                 channel=channel_id,
-                caller=(channel.get("caller") or {}).get("number"),
-                dialed=(channel.get("dialplan") or {}).get("exten"),
+                caller=channel.caller_number,
+                dialed=channel.exten,
             )
             with contextlib.suppress(AriNotFound):
                 try:
@@ -581,15 +624,9 @@ class Service:
 
     async def _keep_agi_callback(self, call_id: str, action: RequestCallback) -> str:
         """An AGI call's call-back, kept like an ARI call's on the contact its events are written on."""
-        assert self.store is not None
+        assert self.callback_requests is not None
         contact_id = uuid.uuid5(AGI_CONTACTS, call_id).hex
-        routing = None if self.routing is None else self.routing.config
-        country = self.config.callbacks.country_code
-        stored = await keep_callback(
-            CallbackStore(self.store), action, contact_id, self.clock(), routing, country
-        )
-        if self.callback_worker is not None:
-            self.callback_worker.wake()
+        stored = await self.callback_requests.keep(action, contact_id, self.clock())
         return stored.id
 
     async def _identify(self, phone: str) -> dict[str, str] | None:
@@ -637,10 +674,13 @@ class Service:
         return details
 
 
+def found_channel(channel_id: str) -> Channel:
+    """A channel known by its id alone (to tell a call that its channel is gone)."""
+    return Channel(channel_id)
+
+
 def _load_routing(path: Path) -> RoutingConfig:
     """The routing file, or ServiceError with every mistake in it."""
-    from hotline.routing_config import RoutingConfigError, load_routing_config
-
     try:
         return load_routing_config(path)
     except RoutingConfigError as e:
@@ -658,8 +698,6 @@ def _file_stamp(path: Path) -> tuple[int, int] | None:
 async def _watch_routing(routing: RoutingService, path: Path, interval: float) -> None:
     """Reload the routing file when it changes; a file with a mistake is logged and the old config
     stays live."""
-    from hotline.routing_config import RoutingConfigError, load_routing_config
-
     seen = _file_stamp(path)
     while True:
         await asyncio.sleep(interval)

@@ -21,22 +21,22 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
+from hotline.agents.service import RoutingService
 from hotline.api.errors import ApiError
 from hotline.api.keys import CLOCK, ROUTING, STREAM_KEEPALIVE, STREAMS
 from hotline.api.routes import Route, path_id, problems, read_json, respond
 from hotline.api.schemas import UtcTime
-from hotline.queueing import RoutingService
 from routing.errors import IllegalTransition, InvalidSkills, UnknownAgent
 from routing.events import (
     AgentLoggedIn,
     AgentLoggedOut,
     AgentPaused,
     AgentResumed,
-    Event,
     SkillsChanged,
     WrapUpEnded,
 )
 from routing.model import Level, Name
+from routing.switchboard.events import AgentRequest
 
 log = structlog.get_logger("hotline.api")
 
@@ -158,7 +158,7 @@ def _agent_id(request: web.Request, routing: RoutingService) -> str:
     return agent_id
 
 
-async def _submit(routing: RoutingService, event: Event) -> None:
+async def _submit(routing: RoutingService, event: AgentRequest) -> None:
     try:
         await routing.submit(event)
     except IllegalTransition as e:

@@ -17,6 +17,7 @@ import structlog
 from aiohttp import web
 
 from hotline import metrics
+from hotline.agents.service import RoutingService
 from hotline.api.agents import AGENT_ROUTES, close_streams
 from hotline.api.callbacks import CALLBACK_ROUTES
 from hotline.api.errors import ApiError, error_response
@@ -24,7 +25,6 @@ from hotline.api.keys import BODY_LIMIT, CLOCK, METRICS, OPENAPI, ROUTING, STORE
 from hotline.api.openapi import openapi_document
 from hotline.api.routes import ROUTES, Handler, Route
 from hotline.config import Config
-from hotline.queueing import RoutingService
 from hotline.store.db import Store, open_store
 from hotline.store.errors import InvalidQuery, StoreUnavailable
 

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from hotline.queueing import RoutingService
+from hotline.agents.service import RoutingService
 from hotline.store.db import Store
 
 STORE = web.AppKey("store", Store)

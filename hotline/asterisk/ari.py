@@ -1,7 +1,7 @@
 """The ARI client: REST requests to Asterisk, and one event WebSocket that outlives Asterisk restarts.
 
-Events reach the handler in order for each channel, on one worker task per channel, so a slow handler
-for one caller never delays another caller's events. The socket reconnects with capped exponential
+Events reach the handler as typed values (`hotline.asterisk.events`), in order for each channel, on one
+worker task per channel, so a slow handler for one caller never delays another caller's events. The socket reconnects with capped exponential
 backoff (with jitter); after every (re)connect `on_connected` runs, so the service can pick up or release
 the channels it finds in its app: channels stay in Stasis while no socket is connected.
 
@@ -27,16 +27,14 @@ import aiohttp
 import structlog
 
 from hotline.asterisk.errors import AriError, error_for
+from hotline.asterisk.events import AriEvent, Channel, ends_channel, parse_event
 
 log = structlog.get_logger("hotline.asterisk")
 
-Event = dict[str, Any]
-EventHandler = Callable[[Event], Awaitable[None]]
+EventHandler = Callable[[AriEvent], Awaitable[None]]
 ConnectedHook = Callable[[], Awaitable[None]]
 ParamValue = str | int | float | bool | Sequence[str] | None
 
-#: After these events a channel's worker ends (once its queue is empty).
-CHANNEL_END_EVENTS = frozenset({"StasisEnd", "ChannelDestroyed"})
 #: A connection that lasted less than this counts as a failed attempt: the backoff keeps growing.
 STABLE_AFTER = 5.0
 
@@ -55,27 +53,6 @@ def _param(value: ParamValue) -> str:
 
 def _params(params: Mapping[str, ParamValue]) -> dict[str, str]:
     return {name: _param(value) for name, value in params.items() if value is not None}
-
-
-def _target_channel(uri: object) -> str | None:
-    if isinstance(uri, str) and uri.startswith("channel:"):
-        return uri.removeprefix("channel:")
-    return None
-
-
-def channel_of(event: Event) -> str | None:
-    """The channel an event belongs to: its `channel`, a playback's or recording's target, a dial's peer."""
-    channel = event.get("channel")
-    if isinstance(channel, dict) and isinstance(channel.get("id"), str):
-        return str(channel["id"])
-    for key in ("playback", "recording"):
-        thing = event.get(key)
-        if isinstance(thing, dict):
-            return _target_channel(thing.get("target_uri"))
-    peer = event.get("peer")
-    if isinstance(peer, dict) and isinstance(peer.get("id"), str):
-        return str(peer["id"])
-    return None
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
@@ -110,7 +87,7 @@ class AriClient:
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._reconnect_initial = reconnect_initial
         self._reconnect_max = reconnect_max
-        self._workers: dict[str | None, tuple[asyncio.Queue[Event], asyncio.Task[None]]] = {}
+        self._workers: dict[str | None, tuple[asyncio.Queue[AriEvent], asyncio.Task[None]]] = {}
         self._hooks: set[asyncio.Task[None]] = set()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -166,21 +143,20 @@ class AriClient:
         result: dict[str, Any] = await self.get("/asterisk/ping")
         return result
 
-    async def list_channels(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = await self.get("/channels")
-        return result
+    async def list_channels(self) -> list[Channel]:
+        result = await self.get("/channels")
+        channels = (Channel.parse(raw) for raw in (result if isinstance(result, list) else []))
+        return [channel for channel in channels if channel is not None]
 
-    async def stasis_channels(self) -> list[dict[str, Any]]:
+    async def stasis_channels(self) -> list[Channel]:
         """The channels sitting in this client's app (e.g. left there while no socket was connected)."""
-        found = []
-        for channel in await self.list_channels():
-            dialplan = channel.get("dialplan") or {}
-            app_data = str(dialplan.get("app_data") or "")
-            if dialplan.get("app_name") == "Stasis" and (
-                app_data == self.app or app_data.startswith(self.app + ",")
-            ):
-                found.append(channel)
-        return found
+        return [channel for channel in await self.list_channels() if channel.in_app(self.app)]
+
+    async def application_channels(self) -> list[str]:
+        """The ids of the channels the app holds now (`GET /applications/<app>`)."""
+        app = await self.get(f"/applications/{_segment(self.app)}")
+        ids = app.get("channel_ids") if isinstance(app, dict) else None
+        return [str(channel_id) for channel_id in ids] if isinstance(ids, list) else []
 
     async def answer(self, channel_id: str) -> None:
         await self.post(f"/channels/{_segment(channel_id)}/answer")
@@ -364,7 +340,7 @@ class AriClient:
                     log.warning("ari event is not JSON", app=self.app, data=str(message.data)[:200])
                     continue
                 if isinstance(event, dict):
-                    self.dispatch(event, handler)
+                    self.dispatch(parse_event(event), handler)
         finally:
             self._connected.clear()
             self._ws = None
@@ -386,26 +362,26 @@ class AriClient:
         else:
             log.warning(f"ari events {state}, reconnecting", app=self.app, **details)
 
-    def dispatch(self, event: Event, handler: EventHandler) -> None:
+    def dispatch(self, event: AriEvent, handler: EventHandler) -> None:
         """Queue `event` on its channel's worker (started on the channel's first event)."""
-        key = channel_of(event)
+        key = event.channel_id
         worker = self._workers.get(key)
         if worker is None:
-            queue: asyncio.Queue[Event] = asyncio.Queue()
+            queue: asyncio.Queue[AriEvent] = asyncio.Queue()
             task = asyncio.create_task(self._work(key, queue, handler), name=f"ari-channel-{key}")
             worker = self._workers[key] = (queue, task)
         worker[0].put_nowait(event)
 
-    async def _work(self, key: str | None, queue: asyncio.Queue[Event], handler: EventHandler) -> None:
+    async def _work(self, key: str | None, queue: asyncio.Queue[AriEvent], handler: EventHandler) -> None:
         while True:
             event = await queue.get()
             try:
                 await handler(event)
             except Exception:
                 log.exception(
-                    "ari event handler failed", app=self.app, channel=key, event_type=event.get("type")
+                    "ari event handler failed", app=self.app, channel=key, event_type=type(event).__name__
                 )
-            if key is not None and event.get("type") in CHANNEL_END_EVENTS and queue.empty():
+            if key is not None and ends_channel(event) and queue.empty():
                 del self._workers[key]
                 return
 

@@ -16,14 +16,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from api_helpers import TOKEN, Api
 
+from hotline.agents import RoutingService
 from hotline.api import make_app
 from hotline.api.keys import STREAM_KEEPALIVE, STREAMS
 from hotline.asterisk.ari import AriClient
-from hotline.queueing import RoutingService
 from hotline.routing_config import load_routing_config
 from hotline.store.db import Store, open_store
-from routing.events import ContactLeft, ContactQueued
-from routing.router import Router
+from routing.switchboard import Switchboard
+from routing.switchboard.events import CallerQueued, ChannelGone
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "routing.example.yaml"
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -62,7 +62,7 @@ async def desk(sqlite_store: Store) -> AsyncIterator[Desk]:
     clock = Clock()
     # no Asterisk behind this address: agents' requests never reach ARI, and a test that made them would fail
     ari = AriClient("http://127.0.0.1:9/ari", "hotline", "unused", "hotline")
-    routing = RoutingService(Router(config), ari, None, config=config, clock=clock)
+    routing = RoutingService(Switchboard(config), ari, None, clock=clock)
     await routing.start()
     app = make_app(sqlite_store, [TOKEN], routing=routing, clock=clock)
     app[STREAM_KEEPALIVE] = 0.2
@@ -210,11 +210,11 @@ async def test_skills_change_live_and_decide_who_may_take_a_queue(desk: Desk) ->
 
 async def test_queues_list_waiting_callers_with_places_and_targets(desk: Desk) -> None:
     routing = desk.routing
-    await routing.submit(ContactQueued("c-1", "dispatch"))
+    await routing.feed(CallerQueued("c-1", "ch-1", "dispatch"))
     desk.clock.advance(10)
-    await routing.submit(ContactQueued("c-2", "dispatch"))
+    await routing.feed(CallerQueued("c-2", "ch-2", "dispatch"))
     desk.clock.advance(5)
-    await routing.submit(ContactQueued("c-3", "dispatch", priority=50))
+    await routing.feed(CallerQueued("c-3", "ch-3", "dispatch", priority=50))
     desk.clock.advance(1)
     status, body = await desk.api.get("/api/queues")
     assert status == 200
@@ -245,7 +245,7 @@ async def test_queues_list_waiting_callers_with_places_and_targets(desk: Desk) -
 
     # one caller hangs up after 20 s of waiting: the service level achieved is 0 of 1
     desk.clock.advance(3)
-    await routing.submit(ContactLeft("c-1"))
+    await routing.feed(ChannelGone("ch-1"))  # the caller hung up
     dispatch = (await desk.api.get("/api/queues"))[1]["items"][3]
     assert dispatch["figures"] == {**nothing_yet, "abandoned": 1, "service_level": 0.0}
 
@@ -323,7 +323,7 @@ async def test_the_stream_sends_agent_states_and_keepalives(desk: Desk) -> None:
 async def test_answers_match_the_openapi_document(desk: Desk) -> None:
     status, document = await desk.api.get("/api/openapi.json", token=None)
     assert status == 200
-    await desk.routing.submit(ContactQueued("c-1", "dispatch"))
+    await desk.routing.feed(CallerQueued("c-1", "ch-1", "dispatch"))
     answers = [
         ("POST", "/api/agents/{id}/login", None, 200),
         ("POST", "/api/agents/{id}/pause", {"reason": "lunch"}, 200),

@@ -14,13 +14,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from api_helpers import TOKEN, Api, serve
 
+from hotline.agents import RoutingService
 from hotline.api import make_app
 from hotline.asterisk.ari import AriClient
-from hotline.queueing import RoutingService
 from hotline.routing_config import load_routing_config
 from hotline.store.callbacks import CallbackStore
 from hotline.store.db import Store
-from routing.router import Router
+from routing.switchboard import Switchboard
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "routing.example.yaml"
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -32,7 +32,7 @@ async def api(store: Store) -> AsyncIterator[Api]:
     config = load_routing_config(EXAMPLE)
     # no Asterisk behind this address: call-back requests never reach ARI
     ari = AriClient("http://127.0.0.1:9/ari", "hotline", "unused", "hotline")
-    routing = RoutingService(Router(config), ari, None, config=config, clock=lambda: T0)
+    routing = RoutingService(Switchboard(config), ari, None, clock=lambda: T0)
     await routing.start()
     server = TestServer(make_app(store, [TOKEN], routing=routing, clock=lambda: T0), host="127.0.0.1", port=0)
     try:

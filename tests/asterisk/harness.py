@@ -12,10 +12,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hotline.asterisk.ari import AriClient, Event, channel_of
+from hotline.agents import RoutingService
+from hotline.asterisk.ari import AriClient
 from hotline.asterisk.errors import AriNotFound, AriUnavailable
+from hotline.asterisk.events import AriEvent, PlaybackContinuing, PlaybackFinished, PlaybackStarted
 from hotline.asterisk.sandbox import ARI_APP, Running
+from hotline.callbacks import CallbackRequests
 from hotline.calls import CallApp
+from hotline.dispatch import AppEvents
 from hotline.store import CallbackStore, Contact, EventWriter, Store, StoredEvent, open_store
 from ivr.flowset import FlowSet
 
@@ -28,8 +32,15 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def is_event(channel_id: str, event_type: str) -> Callable[[Event], bool]:
-    return lambda e: e["type"] == event_type and channel_of(e) == channel_id
+def is_event(channel_id: str, event_type: type[AriEvent]) -> Callable[[AriEvent], bool]:
+    return lambda e: isinstance(e, event_type) and e.channel_id == channel_id
+
+
+def media_uri(event: AriEvent) -> str | None:
+    """The media a playback event is about (None for other events)."""
+    if isinstance(event, PlaybackStarted | PlaybackContinuing | PlaybackFinished):
+        return event.playback.media_uri
+    return None
 
 
 def ari_client(asterisk: Running, app: str, password: str | None = None, url: str | None = None) -> AriClient:
@@ -50,26 +61,26 @@ class Events:
     and dawdles on `slow_channels`, to show that one call's trouble does not reach another."""
 
     timeout: float = 5.0
-    fail_on: frozenset[str] = frozenset()
+    fail_on: tuple[type[AriEvent], ...] = ()
     slow_channels: frozenset[str] = frozenset()
-    got: list[tuple[float, Event]] = field(default_factory=list)
+    got: list[tuple[float, AriEvent]] = field(default_factory=list)
 
-    async def __call__(self, event: Event) -> None:
-        if channel_of(event) in self.slow_channels:
+    async def __call__(self, event: AriEvent) -> None:
+        if event.channel_id in self.slow_channels:
             await asyncio.sleep(2.0)
         self.got.append((time.monotonic(), event))
-        if event["type"] in self.fail_on:
-            raise RuntimeError(f"handler failed on {event['type']}")
+        if isinstance(event, self.fail_on):
+            raise RuntimeError(f"handler failed on {type(event).__name__}")
 
-    def of(self, channel_id: str, *types: str) -> list[Event]:
-        return [e for _, e in self.got if channel_of(e) == channel_id and (not types or e["type"] in types)]
+    def of(self, channel_id: str, *types: type[AriEvent]) -> list[AriEvent]:
+        return [e for _, e in self.got if e.channel_id == channel_id and (not types or isinstance(e, types))]
 
-    async def wait_for(self, what: Callable[[Event], bool], timeout: float | None = None) -> Event:
+    async def wait_for(self, what: Callable[[AriEvent], bool], timeout: float | None = None) -> AriEvent:
         return (await self.arrival(what, timeout))[1]
 
     async def arrival(
-        self, what: Callable[[Event], bool], timeout: float | None = None
-    ) -> tuple[float, Event]:
+        self, what: Callable[[AriEvent], bool], timeout: float | None = None
+    ) -> tuple[float, AriEvent]:
         """The first event that matches, with the time it came."""
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
@@ -78,7 +89,9 @@ class Events:
                 if what(got[1]):
                     return got
             await asyncio.sleep(0.02)
-        raise AssertionError(f"no such event within {timeout} s; got {[e['type'] for _, e in self.got]}")
+        raise AssertionError(
+            f"no such event within {timeout} s; got {[type(e).__name__ for _, e in self.got]}"
+        )
 
 
 class Caller:
@@ -153,6 +166,7 @@ class Hotline:
         self.store = await open_store(f"sqlite+aiosqlite:///{self.data_dir / 'hotline.db'}")
         self.writer = EventWriter(self.store, spool_dir=self.data_dir / "spool", max_delay=0.01)
         await self.writer.start()
+        routing = await self.start_routing()
         default = next(iter(self.numbers.values()))
         self.app = CallApp(
             self.ari,
@@ -160,16 +174,25 @@ class Hotline:
             self.numbers,
             default,
             self.writer,
-            callbacks=CallbackStore(self.store),  # a flow's call-back is kept, as in the service
+            queueing=routing,
+            callbacks=self.callback_requests(),  # a flow's call-back is kept, as in the service
         )
-        app = self.app
+        dispatch = AppEvents(self.ari, self.app, routing)
 
-        async def handle(event: Event) -> None:
+        async def handle(event: AriEvent) -> None:
             await self.events(event)
-            await app(event)
+            await dispatch(event)
 
         self.ari.start(handle)
         await self.ari.wait_connected(5)
+
+    async def start_routing(self) -> RoutingService | None:
+        """The switchboard behind the calls (none here: a queued caller takes the overflow)."""
+        return None
+
+    def callback_requests(self) -> CallbackRequests:
+        assert self.store is not None
+        return CallbackRequests(CallbackStore(self.store))
 
     async def stop(self) -> None:
         if self.app is not None:
@@ -210,9 +233,7 @@ class Hotline:
             if call_id not in self.app.calls and stored and stored[-1].type in ("hung_up", "abandoned"):
                 return stored
             if time.monotonic() > deadline:
-                heard = [
-                    (e["type"], (e.get("playback") or {}).get("media_uri")) for e in self.events.of(call_id)
-                ]
+                heard = [(type(e).__name__, media_uri(e)) for e in self.events.of(call_id)]
                 raise AssertionError(
                     f"the call did not end within {timeout} s: {[e.type for e in stored]}; ARI events: {heard}"
                 )
@@ -228,7 +249,4 @@ class Hotline:
 
     def media_played(self, channel_id: str) -> list[str]:
         """Every media URI Asterisk started playing on the channel, in order."""
-        return [
-            str(e["playback"]["media_uri"])
-            for e in self.events.of(channel_id, "PlaybackStarted", "PlaybackContinuing")
-        ]
+        return [str(media_uri(e)) for e in self.events.of(channel_id, PlaybackStarted, PlaybackContinuing)]

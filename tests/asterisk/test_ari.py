@@ -11,8 +11,21 @@ from dataclasses import dataclass
 import pytest
 from harness import HOTLINE_NUMBER, Caller, Events, ari_client, is_event, new_id
 
-from hotline.asterisk.ari import AriClient, backoff_delay, channel_of
+from hotline.asterisk.ari import AriClient, backoff_delay
 from hotline.asterisk.errors import AriNotFound, AriUnauthorized, AriUnavailable
+from hotline.asterisk.events import (
+    ApplicationReplaced,
+    ChannelDtmfReceived,
+    ChannelStateChange,
+    Dial,
+    Other,
+    PlaybackFinished,
+    PlaybackStarted,
+    RecordingFinished,
+    StasisEnd,
+    StasisStart,
+    parse_event,
+)
 from hotline.asterisk.sandbox import ARI_APP, DIALPLAN_DIR, Running, Sandbox
 
 
@@ -45,12 +58,34 @@ async def line(asterisk: Running) -> AsyncIterator[Line]:
 
 
 def test_events_belong_to_the_channel_they_name() -> None:
-    assert channel_of({"type": "StasisStart", "channel": {"id": "c1"}}) == "c1"
-    assert channel_of({"type": "PlaybackFinished", "playback": {"target_uri": "channel:c2"}}) == "c2"
-    assert channel_of({"type": "RecordingFinished", "recording": {"target_uri": "channel:c3"}}) == "c3"
-    assert channel_of({"type": "PlaybackStarted", "playback": {"target_uri": "bridge:b1"}}) is None
-    assert channel_of({"type": "Dial", "peer": {"id": "c4"}}) == "c4"
-    assert channel_of({"type": "ApplicationReplaced"}) is None
+    start = parse_event({"type": "StasisStart", "channel": {"id": "c1"}, "args": ["agent", "x"]})
+    assert isinstance(start, StasisStart) and start.channel_id == "c1" and start.args == ("agent", "x")
+    finished = parse_event({"type": "PlaybackFinished", "playback": {"id": "p", "target_uri": "channel:c2"}})
+    assert isinstance(finished, PlaybackFinished) and finished.channel_id == "c2"
+    recorded = parse_event(
+        {"type": "RecordingFinished", "recording": {"name": "r", "target_uri": "channel:c3"}}
+    )
+    assert isinstance(recorded, RecordingFinished) and recorded.channel_id == "c3"
+    on_bridge = parse_event({"type": "PlaybackStarted", "playback": {"id": "p", "target_uri": "bridge:b1"}})
+    assert isinstance(on_bridge, PlaybackStarted) and on_bridge.channel_id is None
+    dial = parse_event({"type": "Dial", "peer": {"id": "c4"}, "dialstatus": "BUSY"})
+    assert isinstance(dial, Dial) and (dial.channel_id, dial.status) == ("c4", "BUSY")
+    assert isinstance(parse_event({"type": "ApplicationReplaced", "application": "a"}), ApplicationReplaced)
+
+
+def test_odd_events_become_other_without_raising() -> None:
+    for raw in (
+        {},
+        {"type": "StasisStart"},
+        {"type": "StasisStart", "channel": {"id": 5}},
+        {"type": "PlaybackFinished", "playback": "x"},
+        {"type": "ChannelDtmfReceived", "channel": {"id": "c"}},
+        {"type": "Dial", "peer": None},
+        {"type": "BridgeCreated", "bridge": {"id": "b"}},
+    ):
+        assert isinstance(parse_event(raw), Other), raw
+    destroyed = parse_event({"type": "ChannelDestroyed", "channel": {"id": "c"}, "cause": "17"})
+    assert destroyed.channel_id == "c" and getattr(destroyed, "cause", 0) is None
 
 
 def test_reconnects_back_off_up_to_a_cap_with_jitter() -> None:
@@ -107,35 +142,36 @@ async def test_errors_say_what_asterisk_said(asterisk: Running) -> None:
 
 
 async def test_a_call_is_answered_plays_a_prompt_and_hears_digits(line: Line) -> None:
-    line.calls.fail_on = frozenset({"PlaybackStarted"})  # a failing handler must not stop later events
+    line.calls.fail_on = (PlaybackStarted,)  # a failing handler must not stop later events
     caller_leg, hotline_leg = await line.call()
 
-    start = await line.calls.wait_for(is_event(hotline_leg, "StasisStart"))
-    assert start["application"] == ARI_APP
-    assert start["channel"]["dialplan"]["exten"] == "100"
-    assert [c["id"] for c in await line.hotline.stasis_channels()] == [hotline_leg]
+    start = await line.calls.wait_for(is_event(hotline_leg, StasisStart))
+    assert isinstance(start, StasisStart) and start.channel.in_app(ARI_APP)
+    assert start.channel.exten == "100"
+    assert [c.id for c in await line.hotline.stasis_channels()] == [hotline_leg]
+    assert await line.hotline.application_channels() == [hotline_leg]
     await line.hotline.answer(hotline_leg)
-    await line.caller.events.wait_for(is_event(caller_leg, "StasisStart"))
+    await line.caller.events.wait_for(is_event(caller_leg, StasisStart))
 
     playback_id = new_id()
     playback = await line.hotline.play(hotline_leg, ["sound:beep"], lang="en", playback_id=playback_id)
     assert (playback["id"], playback["target_uri"]) == (playback_id, f"channel:{hotline_leg}")
-    finished = await line.calls.wait_for(is_event(hotline_leg, "PlaybackFinished"))
-    assert finished["playback"]["id"] == playback_id
+    finished = await line.calls.wait_for(is_event(hotline_leg, PlaybackFinished))
+    assert isinstance(finished, PlaybackFinished) and finished.playback.id == playback_id
 
     await line.hotline.set_variable(hotline_leg, "FLOW", "sales")
     assert await line.hotline.get_variable(hotline_leg, "FLOW") == "sales"
 
     await line.caller.press(caller_leg, "12#")
-    await line.calls.wait_for(lambda e: e["type"] == "ChannelDtmfReceived" and e["digit"] == "#")
-    digits = [e["digit"] for e in line.calls.of(hotline_leg, "ChannelDtmfReceived")]
+    await line.calls.wait_for(lambda e: isinstance(e, ChannelDtmfReceived) and e.digit == "#")
+    digits = [e.digit for e in line.calls.of(hotline_leg) if isinstance(e, ChannelDtmfReceived)]
     assert digits == ["1", "2", "#"]
 
     await line.hotline.hangup(hotline_leg)
-    await line.calls.wait_for(is_event(hotline_leg, "StasisEnd"))
-    types = [e["type"] for e in line.calls.of(hotline_leg)]
-    assert types.index("StasisStart") < types.index("PlaybackStarted") < types.index("PlaybackFinished")
-    assert types.index("PlaybackFinished") < types.index("ChannelDtmfReceived")
+    await line.calls.wait_for(is_event(hotline_leg, StasisEnd))
+    types = [type(e) for e in line.calls.of(hotline_leg)]
+    assert types.index(StasisStart) < types.index(PlaybackStarted) < types.index(PlaybackFinished)
+    assert types.index(PlaybackFinished) < types.index(ChannelDtmfReceived)
     for _ in range(50):
         if line.hotline.channel_workers == 0:
             break
@@ -150,31 +186,32 @@ async def test_a_slow_call_does_not_hold_up_another(line: Line) -> None:
     quick_caller, quick_leg = await line.call()
     began = time.monotonic()
 
-    await line.calls.wait_for(is_event(quick_leg, "StasisStart"))
+    await line.calls.wait_for(is_event(quick_leg, StasisStart))
     await line.hotline.answer(quick_leg)
     await line.hotline.answer(slow_leg)
-    await line.caller.events.wait_for(is_event(quick_caller, "StasisStart"))
+    await line.caller.events.wait_for(is_event(quick_caller, StasisStart))
     await line.caller.press(quick_caller, "5")
-    when, _ = await line.calls.arrival(is_event(quick_leg, "ChannelDtmfReceived"))
+    when, _ = await line.calls.arrival(is_event(quick_leg, ChannelDtmfReceived))
     assert when - began < 1.9
     assert line.calls.of(slow_leg) == []  # still in its first event
 
-    await line.calls.wait_for(is_event(slow_leg, "ChannelStateChange"), timeout=7)
+    await line.calls.wait_for(is_event(slow_leg, ChannelStateChange), timeout=7)
     slow = line.calls.of(slow_leg)
-    assert [e["type"] for e in slow[:2]] == ["StasisStart", "ChannelStateChange"]
-    stamps = [e["timestamp"] for e in slow]
+    assert [type(e) for e in slow[:2]] == [StasisStart, ChannelStateChange]
+    stamps = [e.timestamp for e in slow]
+    assert all(stamps)
     assert stamps == sorted(stamps)
 
 
 async def test_another_client_picks_up_calls_left_in_the_app(asterisk: Running, line: Line) -> None:
     _, hotline_leg = await line.call()
-    await line.calls.wait_for(is_event(hotline_leg, "StasisStart"))
+    await line.calls.wait_for(is_event(hotline_leg, StasisStart))
     await line.hotline.close()
 
     found: list[list[str]] = []
 
     async def adopt() -> None:
-        found.append([c["id"] for c in await successor.stasis_channels()])
+        found.append([c.id for c in await successor.stasis_channels()])
 
     successor = ari_client(asterisk, ARI_APP)
     successor.start(Events(), on_connected=adopt)
@@ -211,8 +248,8 @@ async def test_the_client_comes_back_after_asterisk_restarts(asterisk: Running) 
         assert connects[1] - restarted < 3.0
 
         _, hotline_leg = await caller.call(HOTLINE_NUMBER, formats=None)
-        start = await calls.wait_for(is_event(hotline_leg, "StasisStart"))
-        assert start["channel"]["id"] == hotline_leg
+        start = await calls.wait_for(is_event(hotline_leg, StasisStart))
+        assert start.channel_id == hotline_leg
     finally:
         await caller.hang_up_all()
         await hotline.close()

@@ -12,15 +12,15 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-from harness import ari_client
 from test_routing import ANSWERS, CALLER_ID, Desk, agent, desk, of_type, queue_flow, routing
 
 from hotline.asterisk.sandbox import Running
-from hotline.callback_worker import CallbackWorker
+from hotline.callbacks.worker import CallbackWorker
 from hotline.store import Callback, CallbackStore
 from ivr.flowset import FlowSet
 from ivr.model import Flow
 from routing.model import RoutingConfig
+from routing.switchboard import Settings
 
 OFFER = "sound:vm-tocallback"
 
@@ -62,23 +62,13 @@ def config(announce_every: float = 0.0) -> RoutingConfig:
 async def desk_and_worker(
     asterisk: Running, tmp_path: Path, routing_config: RoutingConfig
 ) -> AsyncIterator[tuple[Desk, CallbackWorker]]:
-    async with desk(asterisk, tmp_path, routing_config) as d:
-        assert d.hotline.app is not None
-        worker = CallbackWorker(
-            CallbackStore(d.hotline._store()),
-            d.hotline.service(),
-            ari_client(asterisk, "hotline-callbacks"),
-            owner="node-1",
-            poll=5.0,  # slow on purpose: the call's request wakes the worker at once
-            dial="Local/answer@hotline-test",
-            whisper=lambda cb: ["sound:beep"],
-        )
-        await worker.start()
-        d.hotline.app.on_callback = worker.wake
-        try:
-            yield d, worker
-        finally:
-            await worker.close()
+    settings = Settings(dial="Local/answer@hotline-test", whisper=("sound:beep",), whisper_number=False)
+    # a slow poll on purpose: the call's request wakes the worker at once
+    async with desk(
+        asterisk, tmp_path, routing_config, settings=settings, callback_app="hotline-callbacks", poll=5.0
+    ) as d:
+        assert d.hotline.worker is not None
+        yield d, d.hotline.worker
 
 
 async def until(what: object, timeout: float, why: str) -> None:
@@ -99,9 +89,11 @@ async def choose_call_back(d: Desk, leg: str) -> None:
     await d.caller.press(caller_leg, "1")
 
 
-async def held_callbacks(worker: CallbackWorker, timeout: float = 5.0) -> list[Callback]:
+async def held_callbacks(d: Desk, worker: CallbackWorker, timeout: float = 5.0) -> list[Callback]:
     await until(lambda: worker.held, timeout, "the worker holds no call-back")
-    return worker.held
+    store = CallbackStore(d.hotline._store())
+    found = [await store.get(callback_id) for callback_id in worker.held]
+    return [cb for cb in found if cb is not None]
 
 
 async def test_the_offer_taken_in_the_queue_keeps_the_place_and_the_customer_is_called_back(
@@ -111,7 +103,7 @@ async def test_the_offer_taken_in_the_queue_keeps_the_place_and_the_customer_is_
         leg = await d.call(offer_flow())
         await choose_call_back(d, leg)
         stored = await d.stored_until(leg, "hung_up", timeout=15)
-        [cb] = await held_callbacks(worker)
+        [cb] = await held_callbacks(d, worker)
 
         types = [e.type for e in stored]
         assert types.index("queued") < types.index("callback_offered") < types.index("callback_chosen")
@@ -166,7 +158,7 @@ async def test_a_caller_behind_a_call_back_hears_the_place_it_keeps_in_their_pos
         first = await d.call(offer_flow())
         await choose_call_back(d, first)
         await d.stored_until(first, "hung_up", timeout=15)
-        await held_callbacks(worker)
+        await held_callbacks(d, worker)
 
         second = await d.call(offer_flow(), caller_id="+48223334444")
         stored = await d.stored_until(second, "position_announced", timeout=8)

@@ -8,21 +8,19 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import structlog.testing
-from harness import ari_client
-from test_routing import ANSWERS, RINGS, RoutedHotline, agent, routing
+from test_routing import ANSWERS, RINGS, RecordingWorker, RoutedHotline, agent, routing
 
-from hotline.asterisk.ari import Event
+from hotline.asterisk.events import StasisStart
 from hotline.asterisk.sandbox import Running
-from hotline.callback_worker import CallbackWorker
-from hotline.callback_worker import whisper as default_whisper
 from hotline.store import Callback, CallbackStore, Contact
-from routing.callbacks import RetryPolicy
 from routing.model import RoutingConfig
+from routing.switchboard import Settings
 
 NUMBER = "+48221234567"
 OUTBOUND = "+48225550100"
@@ -45,26 +43,8 @@ def config(
     return routing(agents or {"ann": agent(ANSWERS, {"support": 5})}, {"support": queue})
 
 
-def policy_of(config: RoutingConfig) -> Callable[[str | None], RetryPolicy]:
-    def policy_for(queue: str | None) -> RetryPolicy:
-        spec = config.queues[queue or "support"].callback
-        assert spec is not None
-        return spec.retry_policy()
-
-    return policy_for
-
-
-class Listening(CallbackWorker):
-    """The worker, keeping every ARI event of its app for the test to look at."""
-
-    heard: list[Event]
-
-    async def handle_event(self, event: Event) -> None:
-        self.heard.append(event)
-        await super().handle_event(event)
-
-    def media_played(self) -> list[str]:
-        return [str(e["playback"]["media_uri"]) for e in self.heard if e["type"] == "PlaybackStarted"]
+#: A whisper of one beep: the tests do not wait for the number's digits.
+SHORT = {"whisper": ("sound:beep",), "whisper_number": False}
 
 
 @contextlib.asynccontextmanager
@@ -73,40 +53,22 @@ async def worker(
     tmp_path: Path,
     routing_config: RoutingConfig,
     customer: str,
-    whisper: Callable[[Callback], list[str]] = default_whisper,
+    whisper: dict[str, Any] | None = None,
     dial_timeout: float = 30.0,
     log_in: bool = True,
-) -> AsyncIterator[tuple[RoutedHotline, Listening]]:
-    hotline = RoutedHotline(asterisk, tmp_path, routing_config, None)
-    await hotline.start()
-    callbacks = CallbackStore(hotline._store())
-    service = hotline.service()
-    dialer = Listening(
-        callbacks,
-        service,
-        ari_client(asterisk, APP),
-        owner="node-1",
-        policy_for=policy_of(routing_config),
-        poll=0.2,
-        lease=30.0,
-        dial=customer,
-        caller_id_for=lambda queue: OUTBOUND,
-        whisper=whisper,
-        dial_timeout=dial_timeout,
+) -> AsyncIterator[tuple[RoutedHotline, RecordingWorker]]:
+    settings = Settings(
+        dial=customer, dial_timeout=dial_timeout, caller_id=OUTBOUND, seed=tmp_path.name, **(whisper or {})
     )
-    dialer.heard = []
+    hotline = RoutedHotline(asterisk, tmp_path, routing_config, None, settings=settings, callback_app=APP)
     try:
+        await hotline.start()
+        assert hotline.worker is not None
         if log_in:
             await hotline.log_in(*routing_config.agents)
-        await dialer.start()
-        yield hotline, dialer
+        yield hotline, hotline.worker
     finally:
-        await dialer.close()
         await hotline.stop()
-
-
-def short(callback: Callback) -> list[str]:
-    return ["sound:beep"]
 
 
 async def bridges_of(hotline: RoutedHotline, cb: Callback) -> list[dict[str, Any]]:
@@ -142,10 +104,10 @@ async def contact_once(
         await asyncio.sleep(0.05)
 
 
-def started_legs(dialer: Listening) -> list[str]:
+def started_legs(dialer: RecordingWorker) -> list[str]:
     """What each leg the worker made was for, in the order they reached the app: customer or callback
     (the agent's)."""
-    return [str(e["args"][0]) for e in dialer.heard if e["type"] == "StasisStart" and e.get("args")]
+    return [e.args[0] for e in dialer.heard if isinstance(e, StasisStart) and e.args]
 
 
 async def until(hotline: RoutedHotline, callback_id: str, *states: str, timeout: float = 10.0) -> Callback:
@@ -215,7 +177,7 @@ async def test_a_busy_customer_is_tried_again_after_the_delay_then_the_call_back
     asterisk: Running, tmp_path: Path
 ) -> None:
     async with worker(
-        asterisk, tmp_path, config(attempts=2, delay=1.5), "Local/busy@hotline-test", short
+        asterisk, tmp_path, config(attempts=2, delay=1.5), "Local/busy@hotline-test", SHORT
     ) as (
         hotline,
         _,
@@ -248,7 +210,7 @@ async def test_an_agent_who_does_not_answer_is_paused_and_the_next_agent_makes_t
     asterisk: Running, tmp_path: Path
 ) -> None:
     agents = {"ann": agent(RINGS, {"support": 9}), "bob": agent(ANSWERS, {"support": 3})}
-    async with worker(asterisk, tmp_path, config(agents=agents), "Local/answer@hotline-test", short) as (
+    async with worker(asterisk, tmp_path, config(agents=agents), "Local/answer@hotline-test", SHORT) as (
         hotline,
         _,
     ):
@@ -261,7 +223,7 @@ async def test_an_agent_who_does_not_answer_is_paused_and_the_next_agent_makes_t
         assert hotline.state("ann") == ("paused", "no answer")
         assert hotline.state("bob")[0] == "on_call"
         # ann's phone stopped ringing; only bob's leg and the customer's are up
-        ringing = [c for c in await hotline.ari.list_channels() if "ring@hotline-test" in c["name"]]
+        ringing = [c for c in await hotline.ari.list_channels() if "ring@hotline-test" in c.name]
         assert ringing == []
         assert len((await bridges_of(hotline, cb))[0]["channels"]) == 2
 
@@ -307,13 +269,14 @@ async def test_a_customer_who_does_not_answer_is_called_again_and_answers_the_se
     asterisk: Running, tmp_path: Path
 ) -> None:
     async with worker(
-        asterisk, tmp_path, config(attempts=3, delay=1.0), "Local/ring@hotline-test", short, dial_timeout=1.5
-    ) as (hotline, dialer):
+        asterisk, tmp_path, config(attempts=3, delay=1.0), "Local/ring@hotline-test", SHORT, dial_timeout=1.5
+    ) as (hotline, _):
         cb = await request(hotline)
 
         waiting = await until(hotline, cb.id, "retry_wait", timeout=10)
         assert (waiting.attempts, waiting.last_outcome) == (1, "no_answer")
-        dialer.dial = "Local/answer@hotline-test"  # the customer is back at their phone
+        board = hotline.service().switchboard  # the customer is back at their phone
+        board.settings = replace(board.settings, dial="Local/answer@hotline-test")
         done = await until(hotline, cb.id, "completed", timeout=10)
         assert (done.attempts, done.last_outcome) == (2, "answered")
         assert waiting.next_attempt_at is not None and done.updated_at >= waiting.next_attempt_at
@@ -359,7 +322,7 @@ async def test_a_call_back_waiting_for_an_agent_expires_and_leaves_the_queue(
 async def test_a_call_back_scheduled_seconds_ahead_is_made_at_its_time(
     asterisk: Running, tmp_path: Path
 ) -> None:
-    async with worker(asterisk, tmp_path, config(), "Local/answer@hotline-test", short) as (hotline, _):
+    async with worker(asterisk, tmp_path, config(), "Local/answer@hotline-test", SHORT) as (hotline, _):
         cb = await request(hotline, due=2.0)
         assert cb.next_attempt_at is not None
         await asyncio.sleep(1.0)
@@ -399,7 +362,7 @@ async def test_a_call_back_cancelled_while_it_waits_leaves_the_queue_at_once(
 async def test_a_call_back_cancelled_mid_dial_hangs_up_the_customer_and_frees_the_agent(
     asterisk: Running, tmp_path: Path
 ) -> None:
-    async with worker(asterisk, tmp_path, config(), "Local/ring@hotline-test", short) as (hotline, dialer):
+    async with worker(asterisk, tmp_path, config(), "Local/ring@hotline-test", SHORT) as (hotline, dialer):
         cb = await request(hotline)
         await until(hotline, cb.id, "dialing")
         assert started_legs(dialer) == ["callback"]  # ann answered; the customer's phone rings
@@ -409,7 +372,7 @@ async def test_a_call_back_cancelled_mid_dial_hangs_up_the_customer_and_frees_th
         )
         assert cancelled is not None
         await hotline.until_state("ann", "wrap_up", timeout=4)
-        ringing = [c for c in await hotline.ari.list_channels() if "ring@hotline-test" in c["name"]]
+        ringing = [c for c in await hotline.ari.list_channels() if "ring@hotline-test" in c.name]
         assert ringing == []
         stored = await CallbackStore(hotline._store()).get(cb.id)
         assert stored is not None and (stored.state, stored.attempts) == ("cancelled", 1)

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from harness import HOTLINE_NUMBER, Caller, Events, ari_client, is_event
 
-from hotline.asterisk.ari import Event
+from hotline.asterisk.events import AriEvent, PlaybackStarted, StasisEnd, StasisStart
 from hotline.asterisk.sandbox import ARI_APP, Running
-from hotline.calls import NO_ROUTING, CallApp
+from hotline.calls import CallApp
+from hotline.calls.runner import NO_ROUTING
 from hotline.store import EventWriter, Store, StoredEvent, open_store
 from ivr.flowset import FlowSet
 from ivr.model import Flow
@@ -52,18 +53,18 @@ class Line:
     async def call(self) -> tuple[str, str]:
         """Dial the hotline and wait until the caller hears it answer; (caller's leg, hotline's leg)."""
         caller_leg, hotline_leg = await self.caller.call(HOTLINE_NUMBER)
-        await self.caller.events.wait_for(is_event(caller_leg, "StasisStart"))
+        await self.caller.events.wait_for(is_event(caller_leg, StasisStart))
         return caller_leg, hotline_leg
 
     async def prompts_started(self, hotline_leg: str, count: int) -> None:
         deadline = time.monotonic() + 5.0
-        while len(self.hotline_events.of(hotline_leg, "PlaybackStarted")) < count:
+        while len(self.hotline_events.of(hotline_leg, PlaybackStarted)) < count:
             assert time.monotonic() < deadline, "the flow's prompts did not start"
             await asyncio.sleep(0.02)
 
     async def ended(self, hotline_leg: str, timeout: float = 8.0) -> list[StoredEvent]:
         """The call's contact events, once the call is over and they are all stored."""
-        await self.hotline_events.wait_for(is_event(hotline_leg, "StasisEnd"), timeout)
+        await self.hotline_events.wait_for(is_event(hotline_leg, StasisEnd), timeout)
         deadline = time.monotonic() + 5.0
         while True:
             stored = [e for e in await self.store.events_after(0) if e.call_id == hotline_leg]
@@ -89,7 +90,7 @@ async def line(asterisk: Running, tmp_path: Path, menu_timeout: float) -> AsyncI
     app = CallApp(hotline, menu_flow(menu_timeout), {"100": "test"}, "test", writer)
     hotline_events = Events()
 
-    async def handle(event: Event) -> None:
+    async def handle(event: AriEvent) -> None:
         await hotline_events(event)
         await app(event)
 
@@ -135,7 +136,7 @@ async def test_pressing_1_queues_and_without_routing_takes_the_overflow(line: Li
     assert stored[0].data["dialed"] == "100"
     assert [e.at for e in stored] == sorted(e.at for e in stored)
     # the flow hung up, not the caller
-    await line.caller.events.wait_for(is_event(caller_leg, "StasisEnd"))
+    await line.caller.events.wait_for(is_event(caller_leg, StasisEnd))
 
 
 async def test_pressing_2_says_goodbye(line: Line) -> None:

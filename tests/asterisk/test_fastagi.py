@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from harness import Caller, Events, is_event
 
-from hotline.asterisk.ari import channel_of
+from hotline.asterisk.events import ChannelVarset, StasisEnd, StasisStart
 from hotline.asterisk.fastagi import DEFAULT_PORT, FastAgiServer
 from hotline.asterisk.sandbox import Running
 from ivr.loader import load_flowset
@@ -85,11 +85,11 @@ async def setup(asterisk: Running) -> AsyncIterator[Setup]:
 
 async def test_a_flow_runs_on_a_live_call_and_hears_the_callers_key(setup: Setup) -> None:
     caller_leg, agi_leg = await setup.call("agitest")
-    await setup.events.wait_for(is_event(caller_leg, "StasisStart"))  # the AGI answered the call
+    await setup.events.wait_for(is_event(caller_leg, StasisStart))  # the AGI answered the call
     await setup.wait_recorded("node_entered", node="menu")  # keys during the welcome are not heard
     await setup.caller.press(caller_leg, "1")
     await setup.wait_recorded("hung_up")
-    await setup.events.wait_for(is_event(caller_leg, "StasisEnd"))
+    await setup.events.wait_for(is_event(caller_leg, StasisEnd))
 
     assert {call_id for call_id, _, _ in setup.recorded} == {agi_leg}  # the channel's unique id
     types = [t for _, t, _ in setup.recorded]
@@ -106,12 +106,12 @@ async def test_a_flow_runs_on_a_live_call_and_hears_the_callers_key(setup: Setup
 async def test_identify_sets_channel_variables_from_the_customer_store(setup: Setup) -> None:
     _, agi_leg = await setup.call("identify")
     name = await setup.events.wait_for(
-        lambda e: e["type"] == "ChannelVarset" and e.get("variable") == "CUSTOMER_NAME"
+        lambda e: isinstance(e, ChannelVarset) and e.variable == "CUSTOMER_NAME"
     )
-    assert name["value"] == "Zoë Gold"
-    assert channel_of(name) == agi_leg
+    assert isinstance(name, ChannelVarset) and name.value == "Zoë Gold"
+    assert name.channel_id == agi_leg
     customer = await setup.events.wait_for(
-        lambda e: e["type"] == "ChannelVarset" and e.get("variable") == "CUSTOMER_ID"
+        lambda e: isinstance(e, ChannelVarset) and e.variable == "CUSTOMER_ID"
     )
-    assert customer["value"] == "c-7"
+    assert isinstance(customer, ChannelVarset) and customer.value == "c-7"
     assert setup.identified == ["48221234567"]

@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 from harness import Caller, Events, ari_client, is_event
 
-from hotline.asterisk.ari import AriClient, Event
-from hotline.asterisk.sandbox import ARI_APP, Running
-from hotline.features import (
+from hotline.agents import RoutingService
+from hotline.agents.features import (
     ALREADY_ON_SOUND,
     DONE_SOUNDS,
     REFUSED_SOUND,
@@ -27,9 +26,19 @@ from hotline.features import (
     endpoint_of_channel,
     handle_feature,
 )
-from hotline.queueing import RoutingService
+from hotline.asterisk.ari import AriClient
+from hotline.asterisk.events import (
+    AriEvent,
+    Channel,
+    ChannelDestroyed,
+    PlaybackFinished,
+    PlaybackStarted,
+    StasisEnd,
+    StasisStart,
+)
+from hotline.asterisk.sandbox import ARI_APP, Running
 from routing.model import RoutingConfig
-from routing.router import Router
+from routing.switchboard import Switchboard
 
 CONFIG = RoutingConfig.model_validate(
     {
@@ -51,12 +60,12 @@ class Desk:
     events: Events = field(default_factory=Events)
     done: dict[str, str | None] = field(default_factory=dict)  # channel -> the agent routing took
 
-    async def __call__(self, event: Event) -> None:
+    async def __call__(self, event: AriEvent) -> None:
         await self.events(event)
-        args = event.get("args") or []
-        if event["type"] == "StasisStart" and args and args[0] == "feature":
-            channel = event["channel"]
-            self.done[channel["id"]] = await handle_feature(self.routing, self.ari, channel, args[1])
+        if isinstance(event, StasisStart) and event.args[:1] == ("feature",):
+            self.done[event.channel_id] = await handle_feature(
+                self.routing, self.ari, event.channel, event.args[1]
+            )
 
     async def result(self, channel_id: str, timeout: float = 8.0) -> str | None:
         async with asyncio.timeout(timeout):
@@ -65,7 +74,7 @@ class Desk:
         return self.done[channel_id]
 
     def heard(self, channel_id: str) -> list[str]:
-        return [str(e["playback"]["media_uri"]) for e in self.events.of(channel_id, "PlaybackStarted")]
+        return [e.playback.media_uri for e in self.events.of(channel_id) if isinstance(e, PlaybackStarted)]
 
     def state(self, agent_id: str) -> tuple[str, str | None]:
         [view] = [a for a in self.routing.agents() if a.id == agent_id]
@@ -75,7 +84,7 @@ class Desk:
 @pytest.fixture
 async def desk(asterisk: Running) -> AsyncIterator[Desk]:
     ari = ari_client(asterisk, ARI_APP)
-    routing = RoutingService(Router(CONFIG), ari, None, config=CONFIG)
+    routing = RoutingService(Switchboard(CONFIG), ari, None)
     await routing.start()
     desk = Desk(ari, routing)
     ari.start(desk)
@@ -99,8 +108,8 @@ async def dial(desk: Desk, phone: Caller, code: str, *, agent: str) -> tuple[str
     """Dial a feature code from an agent's "phone"; (the feature leg, the agent routing took)."""
     phone_leg, feature_leg = await phone.call(f"Local/{code}@agents", {"AGENT_ID": agent})
     taken = await desk.result(feature_leg)
-    await phone.events.wait_for(is_event(phone_leg, "ChannelDestroyed"), 5)
-    await desk.events.wait_for(is_event(feature_leg, "StasisEnd"), 5)
+    await phone.events.wait_for(is_event(phone_leg, ChannelDestroyed), 5)
+    await desk.events.wait_for(is_event(feature_leg, StasisEnd), 5)
     return feature_leg, taken
 
 
@@ -109,7 +118,7 @@ async def test_log_in_pause_and_log_out_from_the_phone(desk: Desk, phone: Caller
     assert taken == "ann"
     assert desk.state("ann") == ("available", None)
     assert desk.heard(leg) == [DONE_SOUNDS["login"]] == ["sound:agent-loginok"]
-    assert [e["type"] for e in desk.events.of(leg, "PlaybackFinished")] == ["PlaybackFinished"]
+    assert len(desk.events.of(leg, PlaybackFinished)) == 1
 
     leg, taken = await dial(desk, phone, "*23", agent="ann")
     assert (taken, desk.state("ann"), desk.heard(leg)) == ("ann", ("paused", "phone"), ["sound:beep"])
@@ -138,15 +147,17 @@ def test_a_phone_channel_is_matched_by_its_endpoint() -> None:
     assert endpoint_of_channel("PJSIP/agent1-0000002a") == "PJSIP/agent1"
     assert endpoint_of_channel("Local/*21@agents-00000001;2") == "Local/*21@agents"
     assert endpoint_of_channel("PJSIP/agent-x") == "PJSIP/agent-x"
-    assert agent_for_channel(CONFIG, {"name": "PJSIP/agent2-000000ff", "caller": {"number": "555"}}) == "bob"
-    assert agent_for_channel(CONFIG, {"name": "pjsip/AGENT1-000000ff"}) == "ann"
-    assert agent_for_channel(CONFIG, {"name": "PJSIP/caller-00000003", "caller": {"number": "ann"}}) == "ann"
-    assert (
-        agent_for_channel(CONFIG, {"name": "PJSIP/caller-00000003", "caller": {"number": "agent1"}}) == "ann"
-    )
-    assert agent_for_channel(CONFIG, {"name": "PJSIP/caller-00000003", "caller": {"number": "+4822"}}) is None
-    assert agent_for_channel(CONFIG, {"name": "PJSIP/agent1-00000003"}, "bob") == "bob"
-    assert agent_for_channel(CONFIG, {"name": "PJSIP/agent1-00000003"}, "nobody") is None
+
+    def phone(name: str, number: str | None = None) -> Channel:
+        return Channel("c", name=name, caller_number=number)
+
+    assert agent_for_channel(CONFIG, phone("PJSIP/agent2-000000ff", "555")) == "bob"
+    assert agent_for_channel(CONFIG, phone("pjsip/AGENT1-000000ff")) == "ann"
+    assert agent_for_channel(CONFIG, phone("PJSIP/caller-00000003", "ann")) == "ann"
+    assert agent_for_channel(CONFIG, phone("PJSIP/caller-00000003", "agent1")) == "ann"
+    assert agent_for_channel(CONFIG, phone("PJSIP/caller-00000003", "+4822")) is None
+    assert agent_for_channel(CONFIG, phone("PJSIP/agent1-00000003"), "bob") == "bob"
+    assert agent_for_channel(CONFIG, phone("PJSIP/agent1-00000003"), "nobody") is None
 
 
 def test_the_dialplan_sends_the_codes_this_module_handles() -> None:

@@ -17,10 +17,18 @@ import pytest
 from aiohttp import web
 from harness import HOTLINE_NUMBER, Caller, Hotline, is_event
 
-from hotline.asterisk.ari import Event, channel_of
 from hotline.asterisk.errors import AriNotFound
+from hotline.asterisk.events import (
+    AriEvent,
+    ChannelVarset,
+    PlaybackFinished,
+    PlaybackStarted,
+    RecordingStarted,
+    StasisEnd,
+    StasisStart,
+)
 from hotline.asterisk.sandbox import Running
-from hotline.calls import NO_ROUTING
+from hotline.calls.runner import NO_ROUTING
 from hotline.store import StoredEvent
 from ivr.flowset import FlowSet
 from ivr.model import Flow
@@ -48,15 +56,13 @@ def of_type(stored: list[StoredEvent], event_type: str) -> list[dict[str, Any]]:
     return [e.data for e in stored if e.type == event_type]
 
 
-def playback(channel_id: str, event_type: str, media: str) -> Callable[[Event], bool]:
+def playback(
+    channel_id: str, event_type: type[PlaybackStarted | PlaybackFinished], media: str
+) -> Callable[[AriEvent], bool]:
     """Matches the playback event of `media` on the channel."""
 
-    def matches(e: Event) -> bool:
-        return (
-            e["type"] == event_type
-            and channel_of(e) == channel_id
-            and (e.get("playback") or {}).get("media_uri") == media
-        )
+    def matches(e: AriEvent) -> bool:
+        return isinstance(e, event_type) and e.channel_id == channel_id and e.playback.media_uri == media
 
     return matches
 
@@ -74,7 +80,7 @@ class Call:
         """Once the hotline starts playing `media` on the call; when it started (monotonic)."""
         return (
             await self.line.hotline.events.arrival(
-                playback(self.hotline_leg, "PlaybackStarted", media), timeout
+                playback(self.hotline_leg, PlaybackStarted, media), timeout
             )
         )[0]
 
@@ -82,7 +88,7 @@ class Call:
         """Once the hotline has finished playing `media`; when it finished."""
         return (
             await self.line.hotline.events.arrival(
-                playback(self.hotline_leg, "PlaybackFinished", media), timeout
+                playback(self.hotline_leg, PlaybackFinished, media), timeout
             )
         )[0]
 
@@ -106,7 +112,7 @@ class Line:
         """Dial the hotline running `flow_set` and wait until it answers."""
         self.hotline.flows = flow_set
         caller_leg, hotline_leg = await self.caller.call(HOTLINE_NUMBER, caller_id=caller_id)
-        await self.caller.events.wait_for(is_event(caller_leg, "StasisStart"))
+        await self.caller.events.wait_for(is_event(caller_leg, StasisStart))
         return Call(self, caller_leg, hotline_leg)
 
 
@@ -266,7 +272,7 @@ async def test_silence_until_the_retries_run_out_fails_to_a_goodbye(line: Line) 
     ]
     # the goodbye is heard to its end before the flow hangs up
     said_goodbye = await call.played("sound:goodbye")
-    hung_up, _ = await line.caller.events.arrival(is_event(call.caller_leg, "StasisEnd"))
+    hung_up, _ = await line.caller.events.arrival(is_event(call.caller_leg, StasisEnd))
     assert said_goodbye <= hung_up
     assert call.media()[-1] == "sound:goodbye"
     assert (await line.hotline.contact(call.hotline_leg)).outcome == "ended_in_ivr"
@@ -370,7 +376,11 @@ async def test_set_and_branch_on_the_caller_and_a_variable(
     assert [e["target"] for e in of_type(stored, "branch_taken")] == path[2:]
     assert of_type(stored, "call_started")[0]["caller"] == caller_id
     # the variables reached the channel, where the dialplan and agents see them
-    varset = {e["variable"]: e["value"] for e in line.hotline.events.of(call.hotline_leg, "ChannelVarset")}
+    varset = {
+        e.variable: e.value
+        for e in line.hotline.events.of(call.hotline_leg, ChannelVarset)
+        if isinstance(e, ChannelVarset)
+    }
     assert varset["tier"] == "gold"
     assert varset["greeting"] == f"hello {caller_id}"
 
@@ -403,9 +413,9 @@ async def test_choosing_polish_sets_the_channel_language(line: Line) -> None:
     assert of_type(stored, "language_chosen") == [{"language": "pl", "how": "key"}]
     assert await line.hotline.ari.get_variable(call.hotline_leg, "CHANNEL(language)") == "pl"
     started = await line.hotline.events.wait_for(
-        playback(call.hotline_leg, "PlaybackStarted", f"sound:{MONKEYS}")
+        playback(call.hotline_leg, PlaybackStarted, f"sound:{MONKEYS}")
     )
-    assert started["playback"]["language"] == "pl"
+    assert isinstance(started, PlaybackStarted) and started.playback.language == "pl"
     await call.press("1")
 
     stored = await call.ended()
@@ -603,7 +613,7 @@ async def test_a_caller_confirming_their_own_number_for_a_call_back(line: Line) 
     ]
     assert of_type(stored, "callback_requested") == [{"queue": "support", "number": CALLER_ID}]
     assert call.media() == [f"sound:{WEASELS}", "sound:goodbye"]
-    await line.caller.events.wait_for(is_event(call.caller_leg, "StasisEnd"))
+    await line.caller.events.wait_for(is_event(call.caller_leg, StasisEnd))
     assert (await line.hotline.contact(call.hotline_leg)).outcome == "callback"
 
 
@@ -620,7 +630,7 @@ async def test_a_transfer_leaves_the_app_for_the_dialplan(line: Line) -> None:
     )
     stored = await call.stored_until("transferred")
     assert of_type(stored, "transferred") == [{"kind": "extension", "target": "answer"}]
-    await line.hotline.events.wait_for(is_event(call.hotline_leg, "StasisEnd"))
+    await line.hotline.events.wait_for(is_event(call.hotline_leg, StasisEnd))
 
     # the call goes on in the dialplan, out of the hotline app: the far end answered it
     deadline = time.monotonic() + 5.0
@@ -696,7 +706,7 @@ async def test_a_voicemail_is_recorded_until_the_caller_presses_pound_or_time_ru
 
 async def leave_a_voicemail(line: Line, asterisk: Running, max_duration: float, press: bool) -> None:
     call = await line.call(voicemail_flow(max_duration))
-    started, _ = await line.hotline.events.arrival(is_event(call.hotline_leg, "RecordingStarted"))
+    started, _ = await line.hotline.events.arrival(is_event(call.hotline_leg, RecordingStarted))
     # the caller speaks: a 2 s message and then `#`, or on and on; ARI sends the key after the prompt
     await line.caller.client.play(call.caller_leg, [f"sound:{WEASELS if press else MONKEYS}"])
     if press:

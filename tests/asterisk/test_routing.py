@@ -10,23 +10,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness import HOTLINE_NUMBER, Caller, Hotline, is_event
+from harness import HOTLINE_NUMBER, Caller, Hotline, ari_client, is_event
 
+from hotline.agents import RoutingService
 from hotline.asterisk.ami import AmiWatcher
-from hotline.asterisk.ari import channel_of
+from hotline.asterisk.events import AriEvent, PlaybackStarted, StasisEnd, StasisStart
 from hotline.asterisk.sandbox import Running
-from hotline.queueing import RoutingService, announcement
-from hotline.store import Customer, StoredEvent
+from hotline.callbacks import CallbackRequests
+from hotline.callbacks.worker import CallbackWorker
+from hotline.store import CallbackStore, Customer, StoredEvent
 from ivr.flowset import FlowSet
 from ivr.model import Flow
 from routing import events
 from routing.model import RoutingConfig
-from routing.router import Router
+from routing.switchboard import Settings, Switchboard
+from routing.switchboard.waiting import announcement
 
 ANSWERS = "Local/answer@hotline-test"
 RINGS = "Local/ring@hotline-test"
@@ -59,30 +63,84 @@ def routing(agents: dict[str, Any], queues: dict[str, Any]) -> RoutingConfig:
     )
 
 
+class RecordingWorker(CallbackWorker):
+    """The call-back worker, keeping every ARI event of its app for the test to look at."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.heard: list[AriEvent] = []
+
+    async def _on_event(self, event: AriEvent) -> None:
+        self.heard.append(event)
+        await super()._on_event(event)
+
+    def media_played(self) -> list[str]:
+        return [e.playback.media_uri for e in self.heard if isinstance(e, PlaybackStarted)]
+
+
 class RoutedHotline(Hotline):
-    """The harness's hotline with routing: a `Router` of `config` behind a `RoutingService`."""
+    """The harness's hotline with routing: a `Switchboard` of `config` behind a `RoutingService`."""
 
     def __init__(
-        self, asterisk: Running, data_dir: Path, config: RoutingConfig, ami: AmiWatcher | None
+        self,
+        asterisk: Running,
+        data_dir: Path,
+        config: RoutingConfig,
+        ami: AmiWatcher | None,
+        *,
+        settings: Settings | None = None,
+        callback_app: str | None = None,
+        poll: float = 0.2,
     ) -> None:
         super().__init__(asterisk, data_dir, queue_flow("support"), {"100": "main"})
         self.config = config
         self.ami = ami
-        self.router = Router(config)
+        self.settings = settings
+        self.callback_app = callback_app
+        self.poll = poll
         self.routing: RoutingService | None = None
+        self.worker: RecordingWorker | None = None
         self.stream: list[dict[str, Any]] = []
         self._listener: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        await super().start()  # a plain call app first: its store and writer are what routing needs
-        assert self.app is not None and self.writer is not None
+    async def start_routing(self) -> RoutingService:
+        assert self.writer is not None
+        assert self.store is not None
         routing_service = self.routing = RoutingService(
-            self.router, self.ari, self.writer, config=self.config, ami=self.ami, store=self.store
+            Switchboard(self.config, replace(self.settings or Settings(), seed=uuid.uuid4().hex)),
+            self.ari,
+            self.writer,
+            ami=self.ami,
+            store=self.store,
+            callbacks=CallbackStore(self.store),
+            callback_ari=None if self.callback_app is None else ari_client(self.asterisk, self.callback_app),
+            owner="node-1",
+            lease=30.0,
         )
         await routing_service.start()
-        self.app.routing = routing_service
         self._listener = asyncio.create_task(self._listen(routing_service))
+        if routing_service.callback_ari is not None:
+            self.worker = RecordingWorker(
+                CallbackStore(self.store),
+                routing_service,
+                routing_service.callback_ari,
+                owner="node-1",
+                dial=routing_service.switchboard.settings.dial,
+                poll=self.poll,
+                lease=30.0,
+            )
+            await self.worker.start()
         await asyncio.sleep(0)
+        return routing_service
+
+    def callback_requests(self) -> CallbackRequests:
+        assert self.store is not None
+        worker = self.worker
+        return CallbackRequests(
+            CallbackStore(self.store),
+            routing=lambda: self.config,
+            kept=worker.wake if worker is not None else lambda: None,
+        )
 
     async def _listen(self, routing_service: RoutingService) -> None:
         async for message in routing_service.subscribe():
@@ -96,6 +154,8 @@ class RoutedHotline(Hotline):
                     await self._listener
             if self.app is not None:
                 await self.app.close()
+            if self.worker is not None:
+                await self.worker.close()
             if self.routing is not None:
                 await self.routing.close()
         finally:
@@ -134,7 +194,7 @@ class Desk:
         """Dial the hotline running `flow_set`; the hotline's leg of the call once it answered."""
         self.hotline.flows = flow_set
         caller_leg, hotline_leg = await self.caller.call(HOTLINE_NUMBER, caller_id=caller_id)
-        await self.caller.events.wait_for(is_event(caller_leg, "StasisStart"))
+        await self.caller.events.wait_for(is_event(caller_leg, StasisStart))
         self.calls.append(caller_leg)
         return hotline_leg
 
@@ -163,13 +223,22 @@ def of_type(stored: list[StoredEvent], event_type: str) -> list[dict[str, Any]]:
 
 @contextlib.asynccontextmanager
 async def desk(
-    asterisk: Running, tmp_path: Path, config: RoutingConfig, *, ami: bool = False
+    asterisk: Running,
+    tmp_path: Path,
+    config: RoutingConfig,
+    *,
+    ami: bool = False,
+    settings: Settings | None = None,
+    callback_app: str | None = None,
+    poll: float = 0.2,
 ) -> AsyncIterator[Desk]:
     watcher = None
     if ami:
         watcher = AmiWatcher(asterisk.ami_host, asterisk.ami_port, asterisk.ami_user, asterisk.ami_secret)
         await watcher.start()
-    hotline = RoutedHotline(asterisk, tmp_path, config, watcher)
+    hotline = RoutedHotline(
+        asterisk, tmp_path, config, watcher, settings=settings, callback_app=callback_app, poll=poll
+    )
     caller = Caller(asterisk)
     try:
         await hotline.start()
@@ -228,7 +297,7 @@ async def test_a_caller_reaches_the_best_skilled_agent_is_bridged_and_the_agent_
 
         # the agent hangs up: the caller is hung up, bob wraps up for 1 s, then is available again
         await d.hang_up(agent_leg)
-        await d.caller.events.wait_for(is_event(d.calls[0], "StasisEnd"))
+        await d.caller.events.wait_for(is_event(d.calls[0], StasisEnd))
         await d.hotline.until_state("bob", "wrap_up", timeout=3)
         ended = time.monotonic()
         await d.hotline.until_state("bob", "available", timeout=4)
@@ -266,7 +335,7 @@ async def test_ring_no_answer_pauses_the_agent_and_offers_the_caller_to_the_next
         assert of_type(stored, "answered")[0]["agent"] == "bob"
         assert d.hotline.state("ann") == ("paused", "no answer")
         # ann's ringing leg is gone: only the caller's legs and bob's remain
-        ringing = [c for c in await d.hotline.ari.list_channels() if "ring@hotline-test" in c["name"]]
+        ringing = [c for c in await d.hotline.ari.list_channels() if "ring@hotline-test" in c.name]
         assert ringing == []
 
 
@@ -364,18 +433,17 @@ async def test_the_waiting_caller_hears_their_place_between_music(asterisk: Runn
         announced = of_type(stored, "position_announced")[0]
         expected = announcement(announced["position"], announced["estimated_wait"])
 
-        def announcing(e: dict[str, Any]) -> bool:
-            playback = e.get("playback") or {}
+        def announcing(e: AriEvent) -> bool:
             return (
-                e["type"] == "PlaybackStarted"
-                and channel_of(e) == second
-                and playback.get("media_uri") == expected[0]
+                isinstance(e, PlaybackStarted)
+                and e.channel_id == second
+                and e.playback.media_uri == expected[0]
             )
 
         started = await d.hotline.events.wait_for(announcing, timeout=4)
         # Asterisk plays the list in order: the place, then "the estimated hold time is ... minutes"
-        assert started["playback"]["next_media_uri"] == expected[1]
+        assert isinstance(started, PlaybackStarted) and started.playback.next_media_uri == expected[1]
         assert expected[0] in ("sound:queue-youarenext", "sound:queue-thereare")
         assert "sound:queue-holdtime" in expected  # an agent is logged in: there is an estimate
-        media = [str(e["playback"]["media_uri"]) for e in d.hotline.events.of(second, "PlaybackStarted")]
+        media = [e.playback.media_uri for e in d.hotline.events.of(second) if isinstance(e, PlaybackStarted)]
         assert media[:2] == ["sound:beep", expected[0]]  # the welcome, then the place

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from harness import Hotline
 
-from hotline.asterisk.ari import Event, channel_of
 from hotline.asterisk.errors import AriError, AriNotFound
+from hotline.asterisk.events import AriEvent, ChannelDtmfReceived, StasisStart
 from hotline.asterisk.sandbox import Running
 from hotline.testing.dtmf_pcap import dtmf_pcap, write_dtmf_pcap
 from hotline.testing.sipp import caller_argv
@@ -107,12 +107,10 @@ async def run_sipp(asterisk: Running, digits: str, folder: Path) -> tuple[int, s
     return process.returncode, stderr.decode(errors="replace") + logged
 
 
-def pjsip_call(events: list[Event]) -> str:
-    started = [e for e in events if e["type"] == "StasisStart" and e["channel"]["name"].startswith("PJSIP/")]
+def pjsip_call(events: list[AriEvent]) -> str:
+    started = [e for e in events if isinstance(e, StasisStart) and e.channel.name.startswith("PJSIP/")]
     assert len(started) == 1, f"one SIP call should reach the hotline app: {started}"
-    channel = channel_of(started[0])
-    assert channel is not None
-    return channel
+    return started[0].channel_id
 
 
 async def test_a_sip_caller_pressing_keys_walks_the_flow(hotline: Hotline, tmp_path: Path) -> None:
@@ -135,7 +133,7 @@ async def test_a_sip_caller_pressing_keys_walks_the_flow(hotline: Hotline, tmp_p
     assert stored[2].data["digits"] == "1"
     assert stored[4].data["value"] == "42"
     # every key arrived once, in order: each carries its own RTP timestamp
-    pressed = [e["digit"] for e in hotline.events.of(channel_id, "ChannelDtmfReceived")]
+    pressed = [e.digit for e in hotline.events.of(channel_id) if isinstance(e, ChannelDtmfReceived)]
     assert pressed == ["1", "4", "2", "#"]
     contact = await hotline.contact(channel_id)
     assert contact.ivr_path == ["menu", "account", "thanks"]

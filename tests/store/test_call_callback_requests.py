@@ -1,5 +1,5 @@
 """A caller's call-back request from the IVR is stored durably by the call's runner, on the real store
-(SQLite and PostgreSQL), with the queue's call-back policy from the real routing service. No Asterisk:
+(SQLite and PostgreSQL), with the queue's call-back policy from the real routing file. No Asterisk:
 storing a call-back sends nothing to ARI."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from hotline.asterisk.ari import AriClient
+from hotline.callbacks import CallbackRequests
 from hotline.calls import CallRunner
-from hotline.queueing import RoutingService
 from hotline.routing_config import load_routing_config
 from hotline.store.callbacks import CallbackStore
 from hotline.store.db import Store
@@ -20,7 +20,7 @@ from hotline.store.phones import international
 from ivr import actions, events
 from ivr.flowset import FlowSet
 from ivr.model import Flow
-from routing.router import Router
+from routing.model import RoutingConfig
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "routing.example.yaml"
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -44,15 +44,14 @@ async def ari() -> AsyncIterator[AriClient]:
 
 
 @pytest.fixture
-async def routing(ari: AriClient) -> AsyncIterator[RoutingService]:
-    config = load_routing_config(EXAMPLE)
-    service = RoutingService(Router(config), ari, None, config=config, clock=lambda: T0)
-    await service.start()
-    yield service
-    await service.close()
+def routing() -> RoutingConfig:
+    return load_routing_config(EXAMPLE)
 
 
-def runner(ari: AriClient, store: Store, routing: RoutingService | None) -> CallRunner:
+def runner(
+    ari: AriClient, store: Store, routing: RoutingConfig | None, country_code: str | None = None
+) -> CallRunner:
+    kept: list[str] = []
     return CallRunner(
         ari,
         FLOWS,
@@ -62,13 +61,17 @@ def runner(ari: AriClient, store: Store, routing: RoutingService | None) -> Call
         caller="+48221234567",
         dialed="100",
         clock=lambda: T0,
-        routing=routing,
-        callbacks=CallbackStore(store),
+        callbacks=CallbackRequests(
+            CallbackStore(store),
+            routing=lambda: routing,
+            country_code=country_code,
+            kept=lambda: kept.append("x"),
+        ),
     )
 
 
 async def test_the_request_is_stored_with_the_queues_policy_once(
-    ari: AriClient, store: Store, routing: RoutingService
+    ari: AriClient, store: Store, routing: RoutingConfig
 ) -> None:
     call = runner(ari, store, routing)
     stored = await call.request_callback(request("customer_service"))
@@ -118,7 +121,7 @@ async def test_without_routing_the_default_policy_applies(ari: AriClient, store:
 
 
 async def test_a_request_the_store_refuses_is_logged_not_raised(
-    ari: AriClient, store: Store, routing: RoutingService
+    ari: AriClient, store: Store, routing: RoutingConfig
 ) -> None:
     call = runner(ari, store, routing)
     assert await call.request_callback(request("sales", number="1001")) is None
@@ -127,7 +130,7 @@ async def test_a_request_the_store_refuses_is_logged_not_raised(
 
 
 async def test_the_engine_hears_whether_the_call_back_was_kept(
-    ari: AriClient, store: Store, routing: RoutingService
+    ari: AriClient, store: Store, routing: RoutingConfig
 ) -> None:
     refused = runner(ari, store, routing)
     await refused._execute(request("sales", number="0221234567"))  # national: no country known
@@ -137,8 +140,7 @@ async def test_the_engine_hears_whether_the_call_back_was_kept(
     )
     assert (await CallbackStore(store).list()).items == []
 
-    kept = runner(ari, store, routing)
-    kept.country_code = "48"  # callbacks.country_code: a national number becomes international
+    kept = runner(ari, store, routing, country_code="48")  # a national number becomes international
     await kept._execute(request("sales", number="0221234567"))
     [stored] = (await CallbackStore(store).list()).items
     assert stored.number == "+48221234567"

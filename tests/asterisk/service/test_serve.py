@@ -16,6 +16,7 @@ import pytest
 from harness import Caller, is_event
 from service_harness import ServiceProcess, make_service
 
+from hotline.asterisk.events import StasisEnd
 from hotline.asterisk.sandbox import DIALPLAN_DIR, Running, Sandbox
 from hotline.store import Store, StoredEvent, open_store
 from hotline.store.writer import SEGMENT_PREFIX, SEGMENT_SUFFIX
@@ -253,7 +254,7 @@ async def test_a_restarted_service_hangs_up_calls_left_from_before(
     os.kill(service.process.pid, signal.SIGKILL)
     service.process.wait(10)
     await asyncio.to_thread(service.start)
-    await caller.events.wait_for(is_event(caller_leg, "StasisEnd"), 10)
+    await caller.events.wait_for(is_event(caller_leg, StasisEnd), 10)
     assert f"channel={hotline_leg}" in service.text().split("hanging up a call left in the app")[-1]
 
 

@@ -21,21 +21,22 @@ import asyncio
 import contextlib
 import re
 import uuid
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from hotline.agents.service import RoutingService
 from hotline.asterisk.ari import AriClient
 from hotline.asterisk.errors import AriError, AriNotFound
+from hotline.asterisk.events import Channel
 from routing.errors import IllegalTransition, RoutingError
-from routing.events import AgentLoggedIn, AgentLoggedOut, AgentPaused, Event
+from routing.events import AgentLoggedIn, AgentLoggedOut, AgentPaused
 from routing.model import RoutingConfig
-
-if TYPE_CHECKING:  # hotline.queueing imports hotline.calls, which calls this module
-    from hotline.queueing import RoutingService
+from routing.switchboard.events import AgentRequest
 
 log = structlog.get_logger("hotline.features")
+
+#: `Stasis(hotline,feature,login|logout|pause)`: the first argument of an agent's feature code.
+FEATURE = "feature"
 
 #: The channel variable that names the agent outright.
 AGENT_VARIABLE = "AGENT_ID"
@@ -54,7 +55,7 @@ _CHANNEL_NAME = re.compile(r"(.+)-[0-9a-fA-F]{8}(?:;[12])?")
 PLAY_LIMIT = 10.0
 
 
-def feature_event(feature: str, agent_id: str) -> Event | None:
+def feature_event(feature: str, agent_id: str) -> AgentRequest | None:
     """The routing event of a feature code; None for a feature this service does not have."""
     if feature == "login":
         return AgentLoggedIn(agent_id)
@@ -72,18 +73,17 @@ def endpoint_of_channel(name: str) -> str:
 
 
 def agent_for_channel(
-    config: RoutingConfig, channel: Mapping[str, Any], agent_variable: str | None = None
+    config: RoutingConfig, channel: Channel, agent_variable: str | None = None
 ) -> str | None:
     """The agent a feature call comes from, or None when it is no agent's phone."""
     if agent_variable:
         return agent_variable if agent_variable in config.agents else None
     by_endpoint = {agent.endpoint.lower(): agent_id for agent_id, agent in config.agents.items()}
-    name = str(channel.get("name") or "")
-    if name:
-        found = by_endpoint.get(endpoint_of_channel(name).lower())
+    if channel.name:
+        found = by_endpoint.get(endpoint_of_channel(channel.name).lower())
         if found is not None:
             return found
-    number = str((channel.get("caller") or {}).get("number") or "")
+    number = channel.caller_number or ""
     if not number:
         return None
     if number in config.agents:
@@ -95,11 +95,11 @@ def agent_for_channel(
 
 
 async def handle_feature(
-    routing: RoutingService | None, ari: AriClient, channel: Mapping[str, Any], feature: str
+    routing: RoutingService | None, ari: AriClient, channel: Channel, feature: str
 ) -> str | None:
     """Carry out a feature code dialed on `channel` (the StasisStart's channel), tell the agent how it
     went and hang up. Returns the agent's id when routing took the request, else None."""
-    channel_id = str(channel["id"])
+    channel_id = channel.id
     agent_id: str | None = None
     sound = REFUSED_SOUND
     try:
@@ -124,10 +124,10 @@ async def handle_feature(
 
 
 async def _submit(
-    routing: RoutingService, ari: AriClient, channel: Mapping[str, Any], feature: str
+    routing: RoutingService, ari: AriClient, channel: Channel, feature: str
 ) -> tuple[str | None, str]:
     """(the agent when routing took the request, what they hear)."""
-    channel_id = str(channel["id"])
+    channel_id = channel.id
     variable: str | None = None
     with contextlib.suppress(AriError, KeyError):
         variable = (await ari.get_variable(channel_id, AGENT_VARIABLE)).strip() or None
@@ -136,8 +136,8 @@ async def _submit(
         log.warning(
             "feature code from a phone of no agent",
             feature=feature,
-            channel=channel.get("name"),
-            caller=(channel.get("caller") or {}).get("number"),
+            channel=channel.name,
+            caller=channel.caller_number,
             agent_variable=variable,
             fix="give the agent this endpoint in the routing file, or set AGENT_ID in the dialplan",
         )

@@ -7,8 +7,7 @@ call should do next: that is the engine's.
 
 Each call has one inbox. ARI events (in the channel's order, from the client's per-channel worker),
 timers and CRM answers all go through it, so the engine sees one event at a time, in the order they
-happened. `CallApp` is the ARI event handler of the `hotline` app: it answers each new call, picks the
-flow by the number dialed, and routes the channel's events to its runner.
+happened. `hotline.calls.app.CallApp` starts a runner for each new call.
 
 How actions are carried out:
 
@@ -24,18 +23,15 @@ How actions are carried out:
 - `Voicemail`: an ARI recording named by the engine; `RecordingFinished` (or `RecordingFailed`, with no
   duration) comes back as `RecordingFinished`. Asterisk ends a recording on `#`, `*` or any key, so
   another terminator key is taken as any key.
-- `Enqueue`: the call is handed to routing (`hotline.queueing.RoutingService`), which plays music on
-  hold, rings agents and bridges; the caller's channel events go to it while the call is queued, and it
-  gives the call back with `QueueExited` when the wait runs out. Without routing (no routing file), or
-  for a queue routing does not know, the call is given straight back as `QueueExited("no routing")` and
-  the flow takes its overflow path.
-- `RequestCallback`: the runner stores the call-back (`keep_callback`, `hotline.store.CallbackStore`) on
-  the call's contact, due at once, with the queue's call-back expiry and time zone when routing has the
-  queue, the number made international with `callbacks.country_code`, and answers the engine:
-  `CallbackStored` (it thanks the caller and hangs up) or `CallbackRefused` with the reason (a number
-  that is not E.164, a store that does not answer: the caller is asked for a number again). A request
-  made while waiting in a queue carries the time of the caller's first entry (`place_since`), so the
-  call-back's placeholder joins the queue at the caller's old place.
+- `Enqueue`: the call is handed to its `Queueing` (the switchboard, `hotline.agents.RoutingService`),
+  which plays music on hold, rings agents and bridges, and answers the engine with `QueueAnswered` or
+  `QueueExited` (when the wait runs out, or at once for a queue routing does not have). Without routing
+  (no routing file) the call is given straight back as `QueueExited("no routing")` and the flow takes
+  its overflow path.
+- `RequestCallback`: the call-back is kept (`hotline.callbacks.CallbackRequests`) on the call's contact,
+  and the engine hears `CallbackStored` (it thanks the caller and hangs up) or `CallbackRefused` with
+  the reason (a number that is not E.164, a store that does not answer: the caller is asked for a
+  number again).
 - `LeaveQueue`: the caller pressed the queue's call-back key: routing lets them go without counting an
   abandon, and the engine hears `QueueExited("callback")` (or `QueueAnswered` when an agent has them
   already) and asks for the number.
@@ -52,27 +48,30 @@ import contextlib
 import json
 import math
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiohttp
 import structlog
 
-from hotline.asterisk.ari import AriClient, Event, channel_of
+from hotline.asterisk.ari import AriClient
 from hotline.asterisk.errors import AriError, AriNotFound
-from hotline.features import handle_feature
+from hotline.asterisk.events import (
+    AriEvent,
+    ChannelDtmfReceived,
+    ChannelHangupRequest,
+    PlaybackFinished,
+    RecordingFailed,
+    RecordingFinished,
+    StasisEnd,
+)
+from hotline.callbacks.requests import CallbackRequests
 from hotline.store import EventWriter, StoreError, new_event
-from hotline.store.callbacks import Callback, CallbackStore
-from hotline.store.phones import international
+from hotline.store.callbacks import Callback
 from ivr import actions, events
 from ivr.flowset import FlowSet
 from ivr.session import Session
-from routing.callbacks import RetryPolicy
-from routing.model import RoutingConfig
-
-if TYPE_CHECKING:
-    from hotline.queueing import RoutingService
 
 log = structlog.get_logger("hotline.calls")
 
@@ -84,12 +83,6 @@ TRANSFER_CONTEXT = "hotline-transfer"
 NO_ROUTING = "no routing"
 #: `QueueExited` reason: the caller left the queue to ask for a call-back, keeping their place.
 LEFT_FOR_CALLBACK = "callback"
-#: The first `Stasis(hotline,...)` argument of the leg routing rings an agent on.
-AGENT_LEG = "agent"
-#: `Stasis(hotline,feature,login|logout|pause)`: an agent's feature code.
-FEATURE = "feature"
-#: Call-back ids of IVR requests come from the contact, so one call stores at most one call-back.
-_CALLBACK_IDS = uuid.UUID("0d7c2b1e-5a4f-4c3b-9e8d-7f6a5b4c3d2e")
 
 
 def utc_now() -> datetime:
@@ -99,6 +92,15 @@ def utc_now() -> datetime:
 def _terminate_on(key: str) -> str:
     """ARI's `terminateOn` for a voicemail's terminator key."""
     return key if key in ("#", "*") else "any"
+
+
+class Queueing(Protocol):
+    """Where a flow's queue node hands its caller (the switchboard); its answers come back through
+    `CallRunner.feed` as `QueueAnswered` and `QueueExited`."""
+
+    async def enqueue(self, call: CallRunner, action: actions.Enqueue) -> None: ...
+
+    async def leave(self, contact_id: str) -> None: ...
 
 
 class CallRunner:
@@ -117,8 +119,8 @@ class CallRunner:
         caller_name: str | None = None,
         http: aiohttp.ClientSession | None = None,
         clock: Clock = utc_now,
-        routing: RoutingService | None = None,
-        callbacks: CallbackStore | None = None,
+        queueing: Queueing | None = None,
+        callbacks: CallbackRequests | None = None,
     ) -> None:
         self.ari = ari
         self.channel_id = channel_id
@@ -134,13 +136,8 @@ class CallRunner:
         self._playbacks: dict[str, str] = {}  # ARI playback id -> engine playback id
         self._now = clock()
         self._transferred = False
-        self._routing = routing
-        self._queued = False  # routing holds the call: the channel's events go to it too
+        self._queueing = queueing
         self._callbacks = callbacks
-        #: called once a call-back is stored (the call-back worker looks for due call-backs at once)
-        self.on_callback: Callable[[], None] | None = None
-        #: makes a national call-back number international (`callbacks.country_code`)
-        self.country_code: str | None = None
         self._refusal: str | None = None  # why the last call-back was not stored
         self.task: asyncio.Task[None] | None = None
 
@@ -166,30 +163,29 @@ class CallRunner:
 
     def feed(self, event: events.Event) -> None:
         """Queue an engine event; it is handled after everything queued before it."""
-        if isinstance(event, events.QueueExited):
-            self._queued = False
         self._inbox.put_nowait(event)
 
-    def feed_ari(self, event: Event) -> None:
+    def feed_ari(self, event: AriEvent) -> None:
         """Queue what an ARI event on this channel means to the engine (others are ignored)."""
-        if self._queued and self._routing is not None:
-            self._routing.caller_event(self.contact_id, event)
-        kind = event.get("type")
-        if kind == "ChannelDtmfReceived":
-            self.feed(events.Digit(str(event.get("digit", ""))))
-        elif kind == "PlaybackFinished":
-            engine_id = self._playbacks.pop(str((event.get("playback") or {}).get("id")), None)
+        if isinstance(event, ChannelDtmfReceived):
+            self.feed(events.Digit(event.digit))
+        elif isinstance(event, PlaybackFinished):
+            engine_id = self._playbacks.pop(event.playback.id, None)
             if engine_id is not None:
                 self.feed(events.PlaybackFinished(engine_id))
-        elif kind == "RecordingFinished":
-            duration = (event.get("recording") or {}).get("duration", 0)
-            self.feed(events.RecordingFinished(float(duration) if isinstance(duration, int | float) else 0.0))
-        elif kind == "RecordingFailed":
-            log.warning("voicemail recording failed", channel=self.channel_id, event=event.get("recording"))
+        elif isinstance(event, RecordingFinished):
+            self.feed(events.RecordingFinished(event.recording.duration or 0.0))
+        elif isinstance(event, RecordingFailed):
+            log.warning(
+                "voicemail recording failed",
+                channel=self.channel_id,
+                recording=event.recording.name,
+                cause=event.recording.cause,
+            )
             self.feed(events.RecordingFinished(0.0))
-        elif kind == "ChannelHangupRequest":
+        elif isinstance(event, ChannelHangupRequest):
             self.feed(events.Hangup())
-        elif kind == "StasisEnd":
+        elif isinstance(event, StasisEnd):
             if self._transferred:
                 # The flow sent the call on into the dialplan: the hotline's part of it is over; the
                 # caller did not hang up.
@@ -314,11 +310,8 @@ class CallRunner:
             log.info("call-back requested; no store to keep it", channel=self.channel_id, queue=action.queue)
             self._refusal = "no store to keep call-backs"
             return None
-        config = None if self._routing is None else self._routing.config
         try:
-            stored = await keep_callback(
-                self._callbacks, action, self.contact_id, self._now, config, self.country_code
-            )
+            stored = await self._callbacks.keep(action, self.contact_id, self._now)
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -333,41 +326,35 @@ class CallRunner:
             )
             return None
         log.info("call-back stored", channel=self.channel_id, callback=stored.id, queue=action.queue)
-        if self.on_callback is not None:
-            self.on_callback()
         return stored
 
     async def _leave_queue(self) -> None:
-        """The caller chose a call-back while waiting: out of routing, then the flow asks their number."""
-        left = True
-        if self._routing is not None and self._queued:
-            try:
-                left = await self._routing.leave(self.contact_id)
-            except Exception:
-                log.exception(
-                    "routing could not let the caller go; the call-back goes on", channel=self.channel_id
-                )
-        if left:
+        """The caller chose a call-back while waiting: out of routing, then the flow asks their number
+        (routing answers `QueueExited("callback")`, or `QueueAnswered` when an agent has them already)."""
+        if self._queueing is None:
             self.feed(events.QueueExited(LEFT_FOR_CALLBACK))
-        else:
-            self.feed(events.QueueAnswered())
+            return
+        try:
+            await self._queueing.leave(self.contact_id)
+        except Exception:
+            log.exception(
+                "routing could not let the caller go; the call-back goes on", channel=self.channel_id
+            )
+            self.feed(events.QueueExited(LEFT_FOR_CALLBACK))
 
     async def _enqueue(self, action: actions.Enqueue) -> None:
-        if self._routing is None:
+        if self._queueing is None:
             log.info(
                 "no routing: the call takes the queue's overflow", channel=self.channel_id, queue=action.queue
             )
             self.feed(events.QueueExited(NO_ROUTING))
             return
-        self._queued = True
         try:
-            taken = await self._routing.enqueue(self, action)
+            await self._queueing.enqueue(self, action)
         except Exception:
             log.exception(
                 "routing could not take the call; it takes the queue's overflow", queue=action.queue
             )
-            taken = False
-        if not taken:
             self.feed(events.QueueExited(NO_ROUTING))
 
     def _fire(self, fired: events.TimerFired) -> None:
@@ -435,143 +422,3 @@ class CallRunner:
         except AriError:
             self._transferred = False
             raise
-
-
-async def keep_callback(
-    callbacks: CallbackStore,
-    action: actions.RequestCallback,
-    contact_id: str,
-    now: datetime,
-    routing: RoutingConfig | None,
-    country_code: str | None,
-) -> Callback:
-    """Store the call-back a caller asked for in a flow, due now, on their contact: the queue's call-back
-    expiry and time zone (the defaults without routing), the flow's priority or else the queue's (what
-    the caller had while waiting), the number made international with `country_code`. One per contact:
-    asking again returns the one stored. Raises what the store raises for a number it refuses."""
-    policy, time_zone = RetryPolicy(), "UTC"
-    queue = None if routing is None else routing.queues.get(action.queue)
-    if queue is not None and queue.callback is not None:
-        policy, time_zone = queue.callback.retry_policy(), queue.callback.time_zone
-    return await callbacks.create(
-        number=international(action.number, country_code),
-        now=now,
-        next_attempt_at=now,
-        queue=action.queue,
-        skills=action.skills,
-        priority=action.priority or (queue.priority if queue is not None else 0),
-        contact_id=contact_id,
-        time_zone=time_zone,
-        expires_at=policy.expires_at(now),
-        callback_id=uuid.uuid5(_CALLBACK_IDS, contact_id).hex,
-        place_since=action.place_since,
-    )
-
-
-class CallApp:
-    """The ARI event handler of the hotline app: one `CallRunner` per call.
-
-    `flows` is the flow set new calls start on (or a function giving the current one, so a reload
-    reaches new calls while calls in progress keep theirs); `numbers` maps a dialed number to a flow,
-    and any other number gets `default_flow`.
-    """
-
-    def __init__(
-        self,
-        ari: AriClient,
-        flows: FlowSet | Callable[[], FlowSet],
-        numbers: Mapping[str, str],
-        default_flow: str,
-        writer: EventWriter | None,
-        *,
-        http: aiohttp.ClientSession | None = None,
-        clock: Clock = utc_now,
-        routing: RoutingService | None = None,
-        callbacks: CallbackStore | None = None,
-    ) -> None:
-        self.ari = ari
-        self._flows = flows
-        self.numbers = dict(numbers)
-        self.default_flow = default_flow
-        self._writer = writer
-        self._http = http
-        self._clock = clock
-        self.routing = routing
-        self.callbacks = callbacks
-        self.on_callback: Callable[[], None] | None = None
-        self.country_code: str | None = None
-        self.calls: dict[str, CallRunner] = {}
-
-    def flows(self) -> FlowSet:
-        return self._flows() if callable(self._flows) else self._flows
-
-    def flow_for(self, dialed: str) -> str:
-        return self.numbers.get(dialed, self.default_flow)
-
-    async def __call__(self, event: Event) -> None:
-        channel_id = channel_of(event)
-        if channel_id is None:
-            return
-        if event.get("type") == "StasisStart":
-            await self._stasis_start(channel_id, event)
-            return
-        runner = self.calls.get(channel_id)
-        if runner is not None:
-            runner.feed_ari(event)
-        elif self.routing is not None and self.routing.owns(channel_id):
-            self.routing.agent_event(event)
-
-    async def _stasis_start(self, channel_id: str, event: Event) -> None:
-        args = event.get("args")
-        if args and args[0] == AGENT_LEG and self.routing is not None and self.routing.owns(channel_id):
-            self.routing.agent_event(event)
-            return
-        if args and args[0] == FEATURE:
-            # an agent's feature code (*21 log in, *22 log out, *23 pause) from the `agents` context
-            feature = str(args[1]) if len(args) > 1 else ""
-            await handle_feature(self.routing, self.ari, event.get("channel") or {"id": channel_id}, feature)
-            return
-        if args:
-            log.info("not a hotline call; back to the dialplan", channel=channel_id, args=event.get("args"))
-            with contextlib.suppress(AriError):
-                await self.ari.continue_in_dialplan(channel_id)
-            return
-        channel = event.get("channel") or {}
-        caller = channel.get("caller") or {}
-        dialed = str((channel.get("dialplan") or {}).get("exten") or "")
-        try:
-            runner = CallRunner(
-                self.ari,
-                self.flows(),
-                self.flow_for(dialed),
-                self._writer,
-                channel_id=channel_id,
-                caller=caller.get("number") or None,
-                caller_name=caller.get("name") or None,
-                dialed=dialed,
-                http=self._http,
-                clock=self._clock,
-                routing=self.routing,
-                callbacks=self.callbacks,
-            )
-            runner.on_callback = self.on_callback
-            runner.country_code = self.country_code
-        except ValueError as e:
-            log.error("no flow for the call; hanging up", channel=channel_id, dialed=dialed, error=str(e))
-            with contextlib.suppress(AriError):
-                await self.ari.hangup(channel_id)
-            return
-        self.calls[channel_id] = runner
-        log.info("call started", channel=channel_id, dialed=dialed, flow=runner.session.flow)
-        runner.start().add_done_callback(lambda _: self._ended(runner))
-
-    def _ended(self, runner: CallRunner) -> None:
-        if self.calls.get(runner.channel_id) is runner:
-            del self.calls[runner.channel_id]
-
-    async def close(self) -> None:
-        """Stop every call's loop (the channels stay in Asterisk; a restarted service finds them)."""
-        runners = list(self.calls.values())
-        self.calls.clear()
-        for runner in runners:
-            await runner.close()
