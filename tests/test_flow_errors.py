@@ -10,10 +10,11 @@ import pytest
 
 from hotline.flowfiles import flows_in, load_flow_files, read_flow_files, sound_names
 from ivr.errors import FlowErrors
+from ivr.model import NODE_TYPES as TYPE_KEYS
 
 BROKEN = Path(__file__).resolve().parent / "flows_broken"
 
-NODE_TYPES = "play, menu, collect, say, branch, set, lookup, language, queue, callback, transfer, voicemail, goto, hangup"
+NODE_TYPES = ", ".join(TYPE_KEYS)
 
 #: file -> the lines after `file:` that loading it must print, in order
 GOLDEN: dict[str, list[str]] = {
