@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from ivr.fields import LanguageCode, Strict, VariableName, as_list, regex
+from ivr.fields import Flag, LanguageCode, Strict, VariableName, as_list, regex
 from ivr.schedules import Schedule
 from ivr.templates import shown, text
 
@@ -39,7 +39,7 @@ class Condition(Strict):
     KEY_TABLE: ClassVar[bool] = False
 
     schedule: str | None = None
-    open: bool = True
+    open: Flag = True
     caller: tuple[str, ...] | None = None
     dialed: tuple[str, ...] | None = None
     language: LanguageCode | None = None
@@ -48,7 +48,7 @@ class Condition(Strict):
     not_equals: str | int | float | bool | None = None
     in_: tuple[str | int | float, ...] | None = Field(default=None, alias="in")
     matches: str | None = None
-    exists: bool | None = None
+    exists: Flag | None = None
     gt: float | None = None
     ge: float | None = None
     lt: float | None = None

@@ -1,4 +1,4 @@
-"""The value types of the flow language: names, keys, seconds and prompts, shared by every node type.
+"""The value types of the flow language: names, keys, seconds, prompts and flags, shared by every node type.
 
 Each is an annotated type, so a model states a key's rules in its annotation (`timeout: Seconds = 5.0`) and
 the JSON Schema, the loader's messages and the docs all read the same rule.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar
 
+import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 NodeId = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$", max_length=64)]
@@ -31,15 +32,52 @@ Seconds = Annotated[float, Field(gt=0, le=3600)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$", max_length=64)]
 LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}([_-][A-Za-z]{2,4})?$")]
 
+#: Words YAML 1.1 (and pydantic's lax mode) read as booleans, and what a flow writes instead.
+_FLAG_WORDS = {
+    **dict.fromkeys(("yes", "y", "on", "1", "t"), "true"),
+    **dict.fromkeys(("no", "n", "off", "0", "f"), "false"),
+}
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return f"'{value}'"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return str(value)
+
+
+def flag_error(value: Any, expected: str = "true or false") -> ValueError:
+    """`expected true or false, got 'yes'; write true`: one message for every boolean key of a flow."""
+    word = _FLAG_WORDS.get(str(value).strip().lower()) if isinstance(value, str | int) else None
+    fix = f"write {word}" if word else "write true or false"
+    return ValueError(f"expected {expected}, got {_shown(value)}; {fix}")
+
+
+def _flag(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    raise flag_error(value)
+
+
+#: A boolean key: only YAML's `true` and `false`; `yes`, `on` and `1` are refused with the word to write.
+Flag = Annotated[bool, pydantic.Strict(), BeforeValidator(_flag)]
+
 
 def flag_or_mapping(value: Any) -> Any:
     """For `confirm: true` / `callback: true`: true takes every default ({}), false none (None), a mapping
-    its own keys."""
+    its own keys; anything else is refused as a flag would be."""
     if value is True:
         return {}
-    if value is False:
+    if value is False or value is None:
         return None
-    return value
+    if isinstance(value, dict):
+        return value
+    raise flag_error(value, "true, false or a mapping")
 
 
 def regex(value: str, example: str | None = None) -> str:

@@ -26,6 +26,7 @@ from pydantic import Discriminator, Field, Tag, field_validator
 from ivr.conditions import Condition
 from ivr.fields import (
     Extension,
+    Flag,
     Key,
     Keys,
     LanguageCode,
@@ -71,6 +72,7 @@ __all__ = [
     "Condition",
     "Confirm",
     "Extension",
+    "Flag",
     "Flow",
     "Goto",
     "GotoTarget",

@@ -90,6 +90,11 @@ GOLDEN: dict[str, list[str]] = {
         "8:33: nodes.choose.language.3: language 'de' is not one of the flow's languages (en, pl)",
         "13:24: nodes.route.branch.0.if.language: language 'fr' is not one of the flow's languages (en, pl)",
     ],
+    "strict_booleans.yaml": [
+        "7:15: nodes.main.barge_in: expected true or false, got 'yes'; write true",
+        "10:14: nodes.pin.confirm: expected true, false or a mapping, got 'on'; write true",
+        "13:38: nodes.bye.voicemail.beep: expected true or false, got 0; write false",
+    ],
     "many_errors.yaml": [
         "7:10: nodes.main.options.1: unknown node 'sails' (did you mean 'sales'?)",
         "9:5: nodes.main.timout: unknown key 'timout' (did you mean 'timeout'?)",

@@ -9,6 +9,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field, field_validator, model_validator
 
 from ivr.fields import (
+    Flag,
     Key,
     NodeId,
     PromptList,
@@ -71,7 +72,7 @@ nodes:
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     invalid: PromptList = ("pm-invalid-option",)
     no_input: PromptList = ()
-    barge_in: bool = True
+    barge_in: Flag = True
     confirm: Confirm | None = None
     next: NodeId
     failure: NodeId | None = None
@@ -81,7 +82,7 @@ nodes:
     def _regex(cls, v: str | None) -> str | None:
         return None if v is None else regex(v)
 
-    @field_validator("confirm", mode="before", json_schema_input_type=bool | Confirm | None)
+    @field_validator("confirm", mode="before", json_schema_input_type=Flag | Confirm | None)
     @classmethod
     def _confirm(cls, v: Any) -> Any:
         """`confirm: true` reads back with every default; `false` does not read back."""

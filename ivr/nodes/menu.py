@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
-from ivr.fields import Key, Keys, NodeId, PromptList, Prompts, Seconds
+from ivr.fields import Flag, Key, Keys, NodeId, PromptList, Prompts, Seconds
 from ivr.nodes.base import Call, Exit, Finding, NodeBase, Path, Scope, first_prompt
 
 
@@ -36,7 +36,7 @@ nodes:
 
     menu: Prompts
     options: dict[Keys, NodeId] = Field(min_length=1)
-    barge_in: bool = True
+    barge_in: Flag = True
     timeout: Seconds = 5.0
     inter_digit_timeout: Seconds = 2.0
     retries: Annotated[int, Field(ge=0, le=10)] = 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar
 
-from ivr.fields import NodeId, Prompts
+from ivr.fields import Flag, NodeId, Prompts
 from ivr.nodes.base import Call, Exit, NodeBase, Path, first_prompt
 
 
@@ -24,7 +24,7 @@ nodes:
 """
 
     play: Prompts
-    barge_in: bool = False
+    barge_in: Flag = False
     next: NodeId
 
     def enter(self, call: Call) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field, field_validator
 
 from ivr import actions, events
-from ivr.fields import Key, Name, NodeId, PromptList, Strict, flag_or_mapping
+from ivr.fields import Flag, Key, Name, NodeId, PromptList, Strict, flag_or_mapping
 from ivr.nodes.base import Call, Exit, Hold, NodeBase, Path
 from ivr.nodes.callback import CallbackDialogue, callback_dialogue
 
@@ -37,7 +37,7 @@ class QueueSpec(Strict):
     max_wait: Annotated[float, Field(gt=0, le=86400)] = 600.0
     callback: QueueCallback | None = None
 
-    @field_validator("callback", mode="before", json_schema_input_type=bool | QueueCallback | None)
+    @field_validator("callback", mode="before", json_schema_input_type=Flag | QueueCallback | None)
     @classmethod
     def _callback(cls, v: Any) -> Any:
         """`callback: true` offers a call-back with every default; `false` offers none."""

@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from ivr.fields import NodeId, PromptList
+from ivr.fields import Flag, NodeId, PromptList
 from ivr.nodes.base import Call, Exit, NodeBase, Path, first_prompt
 from ivr.prompts import say_media
 from ivr.templates import render
@@ -37,7 +37,7 @@ nodes:
     as_: Literal["digits", "number", "characters"] = Field(default="digits", alias="as")
     before: PromptList = ()
     after: PromptList = ()
-    barge_in: bool = False
+    barge_in: Flag = False
     next: NodeId
 
     def enter(self, call: Call) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field
 
 from ivr import actions, events
-from ivr.fields import Key, NodeId, PromptList, Strict
+from ivr.fields import Flag, Key, NodeId, PromptList, Strict
 from ivr.nodes.base import Call, Exit, Hold, NodeBase, Path, first_prompt
 
 
@@ -18,7 +18,7 @@ class VoicemailSpec(Strict):
     mailbox: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-@]+$")]
     prompt: PromptList = ("vm-intro",)
     max_duration: Annotated[float, Field(gt=0, le=600)] = 120.0
-    beep: bool = True
+    beep: Flag = True
     terminator: Key = "#"
 
 
