@@ -1,4 +1,5 @@
-"""docs/flows.md stays true to the flow language: every YAML example validates, every node type of the registry has its section showing its own example, every
+"""docs/flows.md stays true to the flow language: every YAML example validates (against the models and
+the JSON Schema), every node type of the registry has its section showing its own example, every
 condition has an example, every key table matches the models' keys and defaults, and the lint example
 prints what `hotline lint` prints."""
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union, get_args
 
+import jsonschema
 import pytest
 from pydantic import BaseModel
 from ruamel.yaml import YAML
@@ -21,6 +23,7 @@ from ivr.errors import FlowErrors
 from ivr.loader import parse_flow
 from ivr.model import NODE_TYPES, Branch, Condition, Flow, NodeBase, Schedule, Strict, node_type
 from ivr.nodes import REGISTRY
+from ivr.schema import flow_schema
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "flows.md"
 TEXT = DOC.read_text(encoding="utf-8")
@@ -111,6 +114,7 @@ def test_the_doc_has_yaml_examples() -> None:
 @pytest.mark.parametrize("block", YAML_BLOCKS, ids=lambda b: b.id)
 def test_every_yaml_example_validates(block: Block) -> None:
     as_flow(block)
+    jsonschema.validate(flow_data(block), flow_schema(), jsonschema.Draft202012Validator)
 
 
 WHOLE_FLOWS = [b for b in YAML_BLOCKS if "flow" in load_yaml12(b.body)]
