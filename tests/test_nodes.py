@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Union, get_args, get_origin
 import pytest
 from pydantic import BaseModel
 
+from hotline.cli_service import INPUT_NODES
 from ivr.checks import ENDINGS, NON_WAITING
 from ivr.loader import parse_yaml
 from ivr.model import NODE_TYPES, Flow, NodeBase, node_type
@@ -19,6 +20,7 @@ def test_the_registry_is_the_list_of_node_types() -> None:
     assert tuple(unit.TYPE_KEY for unit in REGISTRY) == NODE_TYPES
     assert {"queue", "callback", "transfer", "voicemail", "hangup"} == ENDINGS
     assert {"branch", "set", "goto"} == NON_WAITING
+    assert frozenset({"menu", "collect", "language", "callback"}) == INPUT_NODES
 
 
 def test_a_node_type_must_name_one_of_its_own_keys_once() -> None:
