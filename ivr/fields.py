@@ -32,6 +32,9 @@ Seconds = Annotated[float, Field(gt=0, le=3600)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$", max_length=64)]
 LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}([_-][A-Za-z]{2,4})?$")]
 
+#: What a caller keys in: the keys a node that collects digits may receive.
+CALLER_KEYS = "0123456789*#"
+
 #: Words YAML 1.1 (and pydantic's lax mode) read as booleans, and what a flow writes instead.
 _FLAG_WORDS = {
     **dict.fromkeys(("yes", "y", "on", "1", "t"), "true"),

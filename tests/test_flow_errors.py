@@ -95,6 +95,15 @@ GOLDEN: dict[str, list[str]] = {
         "10:14: nodes.pin.confirm: expected true, false or a mapping, got 'on'; write true",
         "13:38: nodes.bye.voicemail.beep: expected true or false, got 0; write false",
     ],
+    "impossible_pattern.yaml": [
+        "8:14: nodes.pin.pattern: '^[0-9]{4}$' can never match 6 to 8 keys (min_length..max_length); it matches "
+        "4 keys: write min_length: 4 and max_length: 4, or change the pattern",
+        "12:14: nodes.account.pattern: '^[0-9]{6}#$' can never match 1 to 20 keys (min_length..max_length): the "
+        "terminator '#' ends the input and is never part of it; leave it out of the pattern or write "
+        "terminator: null",
+        "17:14: nodes.contract.pattern: '^[A-Z]{2}[0-9]{6}$' can never match 1 to 8 keys (min_length..max_length); "
+        "it matches no keys a caller can press (0-9, * and #): write it with those keys, e.g. ^[0-9]{1,8}$",
+    ],
     "many_errors.yaml": [
         "7:10: nodes.main.options.1: unknown node 'sails' (did you mean 'sales'?)",
         "9:5: nodes.main.timout: unknown key 'timout' (did you mean 'timeout'?)",

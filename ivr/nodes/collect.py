@@ -9,6 +9,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field, field_validator, model_validator
 
 from ivr.fields import (
+    CALLER_KEYS,
     Flag,
     Key,
     NodeId,
@@ -20,6 +21,7 @@ from ivr.fields import (
     regex,
 )
 from ivr.nodes.base import Call, Exit, Finding, NodeBase, Path, Scope, Then, first_prompt
+from ivr.patterns import CAP, describe, lengths
 
 
 class Confirm(Strict):
@@ -201,3 +203,46 @@ nodes:
             yield Finding(
                 ("confirm", "no"), f"confirm keys yes and no are both '{self.confirm.no}'; make them differ"
             )
+        if self.pattern is not None:
+            problem = self._pattern_problem(self.pattern)
+            if problem is not None:
+                yield Finding(("pattern",), problem, at_value=True)
+
+    def _pattern_problem(self, pattern: str) -> str | None:
+        """Why `pattern` can match nothing a caller keys in here, or None when it can match something
+        (or when that cannot be told)."""
+        keys = CALLER_KEYS.replace(self.terminator or "", "")
+        matched = lengths(pattern, keys)
+        if matched is None:
+            return None
+        wanted = range(self.min_length, self.max_length + 1)
+        if any(n in matched for n in wanted):
+            return None
+        count = f"{self.min_length}" if self.min_length == self.max_length else f"{wanted[0]} to {wanted[-1]}"
+        never = f"'{pattern}' can never match {count} keys (min_length..max_length)"
+        with_terminator = lengths(pattern, CALLER_KEYS) or frozenset()
+        if self.terminator is not None and any(n in with_terminator for n in wanted):
+            return (
+                f"{never}: the terminator '{self.terminator}' ends the input and is never part of it; "
+                "leave it out of the pattern or write terminator: null"
+            )
+        possible = sorted(n for n in matched if 1 <= n < CAP)
+        if not possible and any(n >= CAP for n in matched):
+            return f"{never}; it needs more than {CAP - 1} keys: write a pattern for at most 64"
+        if not possible:
+            example = "{" + count.replace(" to ", ",") + "}"
+            return (
+                f"{never}; it matches no keys a caller can press ({_key_names(CALLER_KEYS)}): "
+                f"write it with those keys, e.g. ^[0-9]{example}$"
+            )
+        fix = (
+            f"write min_length: {possible[0]} and max_length: {possible[-1]}"
+            if possible == list(range(possible[0], possible[-1] + 1))
+            else "change min_length and max_length"
+        )
+        return f"{never}; it matches {describe(possible)} keys: {fix}, or change the pattern"
+
+
+def _key_names(keys: str) -> str:
+    others = [k for k in keys if not k.isdigit()]
+    return ", ".join(["0-9", *others[:-1]]) + (f" and {others[-1]}" if others else "")
