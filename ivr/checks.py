@@ -16,9 +16,9 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ivr.hints import did_you_mean
+from ivr.hints import did_you_mean, either, listed
 from ivr.model import Flow, NodeBase
-from ivr.nodes import REGISTRY, Scope
+from ivr.nodes import REGISTRY, Exit, Scope
 from ivr.nodes.base import not_a_flow_language
 
 __all__ = [
@@ -133,8 +133,16 @@ def check_flows(
     return problems
 
 
-def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
-    return f"unknown {kind} '{name}'{did_you_mean(name, known)}"
+def _unknown_node(target: str, flow: Flow, exit: Exit | None, flow_names: Iterable[str]) -> str:
+    """`unknown node 'x'` and what to write instead: the closest of the flow's nodes, the flow it names,
+    or the nodes there are."""
+    message = f"unknown node '{target}'"
+    if target in flow_names:
+        if exit is not None and exit.accepts_flow:
+            return f"{message}; '{target}' is a flow: write {exit.path[-1]}: {{flow: {target}}}"
+        return f"{message}; '{target}' is a flow: lead to a node with goto: {{flow: {target}}}"
+    hint = did_you_mean(target, flow.nodes)
+    return message + (hint or f"; add it under nodes: or name one of {listed(flow.nodes)}")
 
 
 def _targets(
@@ -145,23 +153,26 @@ def _targets(
     failed_flows: frozenset[str] | None,
 ) -> Iterator[Problem]:
     known = set(flow.nodes) | skipped.nodes
+    flow_names = set(flows) | (failed_flows or frozenset())
     if flow.start not in known:
-        yield Problem(name, ("start",), _unknown("node", flow.start, known), at_value=True)
+        yield Problem(name, ("start",), _unknown_node(flow.start, flow, None, flow_names), at_value=True)
     for node_id, node in flow.nodes.items():
         for exit in node.exits():
             at = ("nodes", node_id, *exit.path)
             if exit.flow is None:
                 if exit.node is not None and exit.node not in known:
-                    yield Problem(name, at, _unknown("node", exit.node, known), at_value=True)
+                    yield Problem(name, at, _unknown_node(exit.node, flow, exit, flow_names), at_value=True)
                 continue
             if exit.flow not in flows:
                 if failed_flows is not None and exit.flow not in failed_flows:
-                    hint = did_you_mean(exit.flow, flows) or f"; no flow file loaded has flow: {exit.flow}"
+                    hint = did_you_mean(exit.flow, flows) or (
+                        f"; load the file that has flow: {exit.flow}, or name a loaded flow ({listed(flows)})"
+                    )
                     yield Problem(name, (*at, "flow"), f"unknown flow '{exit.flow}'{hint}", at_value=True)
                 continue
             other = flows[exit.flow]
             if exit.node is not None and exit.node not in other.nodes:
-                hint = did_you_mean(exit.node, other.nodes)
+                hint = did_you_mean(exit.node, other.nodes) or f"; name one of {listed(other.nodes)}"
                 yield Problem(
                     name, (*at, "node"), f"flow '{exit.flow}' has no node '{exit.node}'{hint}", at_value=True
                 )
@@ -248,6 +259,9 @@ def _prompts(
 
 # --- reachability and loops --------------------------------------------------------------------------
 
+#: The node types a caller leaves the flow by, as a message names them.
+_ENDING_NAMES = "a " + either(unit.TYPE_KEY for unit in REGISTRY if unit.ENDS)
+
 
 def _graph(
     flows: Mapping[str, Flow], unchecked: Mapping[str, Unchecked], misdirected: set[str]
@@ -318,7 +332,7 @@ def _graph(
             first[0],
             ("nodes", first[1]),
             f"the caller can never leave {'node' if len(component) == 1 else 'nodes'} {members}: add a way on "
-            "to a hangup, transfer, queue, callback or voicemail",
+            f"to {_ENDING_NAMES}",
         )
 
 

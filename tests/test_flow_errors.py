@@ -54,7 +54,7 @@ GOLDEN: dict[str, list[str]] = {
     ],
     "loop_no_exit.yaml": [
         "4:3: nodes.main: the caller can never leave nodes 'main', 'opening_hours', 'address': add a way on to a "
-        "hangup, transfer, queue, callback or voicemail"
+        "queue, callback, transfer, voicemail or hangup"
     ],
     "spinning_loop.yaml": [
         "4:3: nodes.count: 'count' -> 'check' -> 'count' loop without waiting for the caller, so the call would "
@@ -83,12 +83,14 @@ GOLDEN: dict[str, list[str]] = {
         "10:24: nodes.open.branch.0.if.schedule: unknown schedule 'ofice' (did you mean 'office'?)"
     ],
     "unknown_goto_flow.yaml": [
-        "5:18: nodes.busy.goto.flow: unknown flow 'shraed'; no flow file loaded has flow: shraed"
+        "5:18: nodes.busy.goto.flow: unknown flow 'shraed'; load the file that has flow: shraed, or name a loaded "
+        "flow (hotline)"
     ],
     "unknown_language.yaml": [
         "5:3: prompts.language-menu: prompt 'language-menu' has no file for pl; add pl: FILE",
-        "8:33: nodes.choose.language.3: language 'de' is not one of the flow's languages (en, pl)",
-        "13:24: nodes.route.branch.0.if.language: language 'fr' is not one of the flow's languages (en, pl)",
+        "8:33: nodes.choose.language.3: language 'de' is not one of the flow's languages (en, pl); use one of them or add it to languages:",
+        "13:24: nodes.route.branch.0.if.language: language 'fr' is not one of the flow's languages (en, pl)"
+        "; use one of them or add it to languages:",
     ],
     "strict_booleans.yaml": [
         "7:15: nodes.main.barge_in: expected true or false, got 'yes'; write true",
@@ -103,6 +105,13 @@ GOLDEN: dict[str, list[str]] = {
         "terminator: null",
         "17:14: nodes.contract.pattern: '^[A-Z]{2}[0-9]{6}$' can never match 1 to 8 keys (min_length..max_length); "
         "it matches no keys a caller can press (0-9, * and #): write it with those keys, e.g. ^[0-9]{1,8}$",
+    ],
+    "goto_a_flow.yaml": [
+        "12:11: nodes.again.goto: unknown node 'hotline'; 'hotline' is a flow: write goto: {flow: hotline}"
+    ],
+    "suggest_valid_only.yaml": [
+        "6:18: nodes.main.options.1: unknown node 'sails'; add it under nodes: or name one of main, support, bye",
+        "9:36: nodes.sales.queue.priority: expected a whole number, got 'high'",
     ],
     "many_errors.yaml": [
         "7:10: nodes.main.options.1: unknown node 'sails' (did you mean 'sales'?)",

@@ -79,7 +79,10 @@ class Scope:
 
 def not_a_flow_language(language: str, languages: tuple[str, ...]) -> str:
     """The message for a language code a flow does not offer."""
-    return f"language '{language}' is not one of the flow's languages ({', '.join(languages)})"
+    return (
+        f"language '{language}' is not one of the flow's languages ({', '.join(languages)}); "
+        "use one of them or add it to languages:"
+    )
 
 
 def first_prompt(prompts: tuple[str, ...]) -> str | None:

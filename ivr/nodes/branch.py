@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ivr.conditions import Condition, condition_text, each_condition, holds
 from ivr.fields import NodeId, Strict
-from ivr.hints import did_you_mean
+from ivr.hints import did_you_mean, listed
 from ivr.nodes.base import Call, Exit, Finding, NodeBase, Scope, not_a_flow_language
 
 
@@ -90,9 +90,9 @@ nodes:
         for i, case in enumerate(self.branch):
             for path, cond in each_condition(case.if_, ("branch", i, "if")):
                 if cond.schedule is not None and cond.schedule not in known:
-                    hint = did_you_mean(cond.schedule, known)
-                    if not hint:
-                        hint = "; define it under schedules:" if not known else ""
+                    hint = did_you_mean(cond.schedule, scope.schedules) or "; define it under schedules:"
+                    if scope.schedules and hint.startswith(";"):
+                        hint += f" or name one defined there ({listed(scope.schedules)})"
                     yield Finding(
                         (*path, "schedule"), f"unknown schedule '{cond.schedule}'{hint}", at_value=True
                     )
