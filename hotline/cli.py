@@ -19,6 +19,7 @@ from ivr.errors import FlowErrors
 from ivr.flowset import FlowSet
 from ivr.graph import to_dot
 from ivr.model import Flow
+from ivr.schema import flow_schema
 from ivr.simulate import HANG_UP, WAIT, KeySource, Step, lookup_answers, scripted, simulate
 
 out = Console(highlight=False, soft_wrap=True)
@@ -231,10 +232,7 @@ def graph(flow_file: Path, output: Path) -> None:
 @main.command()
 def schema() -> None:
     """Print the flow format as JSON Schema, for editors that validate and complete YAML."""
-    document = Flow.model_json_schema(by_alias=True)
-    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    document["title"] = "hotline flow"
-    click.echo(json.dumps(document, indent=2))
+    click.echo(json.dumps(flow_schema(), indent=2))
 
 
 # The contact store's commands live in their own module.

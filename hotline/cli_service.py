@@ -34,13 +34,14 @@ from hotline.config import Config, LogConfig
 from hotline.service import Service, ServiceError, offset_clock
 from hotline.store import Store, StoredEvent, StoreError
 from ivr.errors import FlowErrors
+from ivr.nodes import REGISTRY
 
 #: The ARI app `hotline call` dials from.
 CALL_APP = "hotline-call"
 #: The dialplan context of the hotline numbers (dialplan/extensions.conf).
 HOTLINE_CONTEXT = "hotline"
 #: Node types that wait for the caller's keys.
-INPUT_NODES = frozenset({"menu", "collect", "language", "callback"})
+INPUT_NODES = frozenset(node.TYPE_KEY for node in REGISTRY if node.TAKES_KEYS)
 #: Events after which the engine asks for keys again.
 ASK_AGAIN = frozenset({"no_input", "invalid_input"})
 #: Events that end the caller's time with the IVR.

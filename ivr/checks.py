@@ -2,8 +2,9 @@
 
 The models in `ivr.model` check each file's shape; these checks look at how nodes, flows, prompts,
 schedules and languages refer to each other: a target that does not exist, a node no caller can reach,
-a loop a caller can never leave, a loop the engine would spin in, menu options that collide, prompts
-without recordings, a branch on a schedule nobody defined.
+a loop a caller can never leave, a loop the engine would spin in, prompts without recordings. Each node
+type adds checks of its own (`problems`: menu options that collide, a pattern that can never match, a
+branch on a schedule nobody defined); what a node refers to comes from its type's `exits` and `prompts`.
 
 Each finding is a `Problem`: the flow, the key path of the offending key and what to fix.
 `ivr.loader` turns the path into a file, line and column.
@@ -11,48 +12,41 @@ Each finding is a `Problem`: the flow, the key path of the offending key and wha
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ivr.model import (
-    NODE_TYPES,
-    Branch,
-    Callback,
-    Collect,
-    Condition,
-    Flow,
-    Goto,
-    GotoTarget,
-    Hangup,
-    Language,
-    Lookup,
-    Menu,
-    NodeBase,
-    Play,
-    Queue,
-    Say,
-    SetVariables,
-    Transfer,
-    Voicemail,
-    node_type,
-)
+from ivr.hints import did_you_mean, either, listed
+from ivr.model import Flow, NodeBase
+from ivr.nodes import REGISTRY, Exit, Scope
+from ivr.nodes.base import not_a_flow_language
+
+__all__ = [
+    "ENDINGS",
+    "NON_WAITING",
+    "SOUND_EXTENSIONS",
+    "Problem",
+    "Unchecked",
+    "check_flows",
+    "did_you_mean",
+    "node_prompts",
+    "node_targets",
+    "sound_name_problem",
+    "waits",
+]
 
 Path = tuple[str | int, ...]
 
 #: Node types where the caller leaves the flow: to an agent, a call-back, another phone, a mailbox or
 #: nowhere.
-ENDINGS: frozenset[str] = frozenset({"hangup", "transfer", "queue", "callback", "voicemail"})
+ENDINGS: frozenset[str] = frozenset(unit.TYPE_KEY for unit in REGISTRY if unit.ENDS)
 
-#: Node types that go on at once, without waiting for the caller or for a sound to end.
-#: (A `language` node waits only when it offers keys.)
-NON_WAITING: frozenset[str] = frozenset({"branch", "set", "goto"})
+#: Node types that go on at once, without waiting for the caller or for a sound to end (a node may
+#: decide for itself too: a `language` node waits only when it offers keys).
+NON_WAITING: frozenset[str] = frozenset(unit.TYPE_KEY for unit in REGISTRY if not unit.WAITS)
 
 #: Extensions of sound files Asterisk can play; a prompt names a sound without one.
 SOUND_EXTENSIONS: tuple[str, ...] = (".wav", ".gsm", ".ulaw", ".alaw", ".sln", ".sln16", ".g722", ".mp3")
-
-assert set(ENDINGS | NON_WAITING) <= set(NODE_TYPES)
 
 
 @dataclass(frozen=True)
@@ -76,118 +70,25 @@ class Unchecked:
     prompts: frozenset[str] = frozenset()
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """` (did you mean 'x'?)` for the closest of `choices`, or nothing."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 # --- what a node refers to ---------------------------------------------------------------------------
 
 
 def node_targets(node: NodeBase) -> list[tuple[Path, str]]:
     """The nodes of its own flow `node` may lead to, each with the key path (under the node) naming it.
-    A `goto` into another flow is `goto_target`'s."""
-    found: list[tuple[Path, str | None]] = []
-    match node:
-        case Play() | Say() | SetVariables() | Language() | Voicemail():
-            found.append((("next",), node.next))
-        case Menu():
-            found.extend((("options", key), target) for key, target in node.options.items())
-            found.append((("failure",), node.failure))
-        case Collect():
-            found += [(("next",), node.next), (("failure",), node.failure)]
-        case Branch():
-            found.extend((("branch", i, "goto"), case.goto) for i, case in enumerate(node.branch))
-            found.append((("else",), node.else_))
-        case Lookup():
-            found += [(("next",), node.next), (("fallback",), node.fallback)]
-        case Queue():
-            found.append((("overflow",), node.overflow))
-        case Callback() | Transfer():
-            found.append((("failure",), node.failure))
-        case Goto() if isinstance(node.goto, str):
-            found.append((("goto",), node.goto))
-    return [(path, target) for path, target in found if target is not None]
-
-
-def goto_target(node: NodeBase) -> GotoTarget | None:
-    """Where a `goto: {flow: x, node: y}` leads, or None for any other node."""
-    if isinstance(node, Goto) and isinstance(node.goto, GotoTarget):
-        return node.goto
-    return None
-
-
-def hangs_up_on_failure(node: NodeBase) -> bool:
-    """A menu or collect without `failure` hangs up when the caller runs out of tries: a way out."""
-    return isinstance(node, Menu | Collect) and node.failure is None
+    A jump into another flow is one of its `exits()` with a `flow`."""
+    return [(exit.path, exit.node) for exit in node.exits() if exit.flow is None and exit.node is not None]
 
 
 def waits(node: NodeBase) -> bool:
     """Does the node wait for the caller (a key, the end of a sound) before it goes on?"""
-    kind = node_type(node)
-    if kind == "language":
-        return isinstance(node, Language) and not isinstance(node.language, str)
-    return kind not in NON_WAITING
+    return node.waits()
 
 
 def node_prompts(node: NodeBase) -> Iterator[tuple[Path, str]]:
     """Every prompt `node` may play (defaults included), with its key path under the node."""
-    fields: list[tuple[Path, tuple[str, ...]]] = []
-    match node:
-        case Play():
-            fields = [(("play",), node.play)]
-        case Menu():
-            fields = [(("menu",), node.menu), (("invalid",), node.invalid), (("no_input",), node.no_input)]
-        case Collect():
-            fields = [
-                (("prompt",), node.prompt),
-                (("invalid",), node.invalid),
-                (("no_input",), node.no_input),
-            ]
-            if node.confirm is not None:
-                fields += [
-                    (("confirm", "prompt"), node.confirm.prompt),
-                    (("confirm", "question"), node.confirm.question),
-                ]
-        case Say():
-            fields = [(("before",), node.before), (("after",), node.after)]
-        case Language():
-            fields = [(("prompt",), node.prompt)]
-        case Queue() if node.queue.callback is not None:
-            waiting = node.queue.callback
-            fields = [
-                (("queue", "callback", "offer"), waiting.offer),
-                (("queue", "callback", "confirm"), waiting.confirm),
-                (("queue", "callback", "question"), waiting.question),
-                (("queue", "callback", "enter_number"), waiting.enter_number),
-                (("queue", "callback", "done"), waiting.done),
-            ]
-        case Callback():
-            offer = node.callback
-            fields = [
-                (("callback", "confirm"), offer.confirm),
-                (("callback", "question"), offer.question),
-                (("callback", "enter_number"), offer.enter_number),
-                (("callback", "done"), offer.done),
-            ]
-        case Voicemail():
-            fields = [(("voicemail", "prompt"), node.voicemail.prompt)]
-        case Hangup():
-            fields = [(("hangup", "prompt"), node.hangup.prompt)]
-    for path, names in fields:
+    for path, names in node.prompts():
         for i, name in enumerate(names):
             yield (*path, i), name
-
-
-def conditions(cond: Condition, path: Path) -> Iterator[tuple[Path, Condition]]:
-    """`cond` and every condition nested in it (`any`, `all`, `not`), with their key paths."""
-    yield path, cond
-    for key, nested in (("any", cond.any), ("all", cond.all)):
-        for i, sub in enumerate(nested or ()):
-            yield from conditions(sub, (*path, key, i))
-    if cond.not_ is not None:
-        yield from conditions(cond.not_, (*path, "not"))
 
 
 # --- the checks --------------------------------------------------------------------------------------
@@ -226,16 +127,22 @@ def check_flows(
     }
     for name, flow in flows.items():
         skipped = unchecked.get(name, Unchecked())
-        problems += _collisions(name, flow)
+        problems += _own(name, flow, skipped)
         problems += _prompts(name, flow, sounds.get(name), skipped)
-        problems += _conditions(name, flow, skipped)
-        problems += _languages(name, flow)
     problems += _graph(flows, unchecked, misdirected)
     return problems
 
 
-def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
-    return f"unknown {kind} '{name}'{did_you_mean(name, known)}"
+def _unknown_node(target: str, flow: Flow, exit: Exit | None, flow_names: Iterable[str]) -> str:
+    """`unknown node 'x'` and what to write instead: the closest of the flow's nodes, the flow it names,
+    or the nodes there are."""
+    message = f"unknown node '{target}'"
+    if target in flow_names:
+        if exit is not None and exit.accepts_flow:
+            return f"{message}; '{target}' is a flow: write {exit.path[-1]}: {{flow: {target}}}"
+        return f"{message}; '{target}' is a flow: lead to a node with goto: {{flow: {target}}}"
+    hint = did_you_mean(target, flow.nodes)
+    return message + (hint or f"; add it under nodes: or name one of {listed(flow.nodes)}")
 
 
 def _targets(
@@ -246,62 +153,37 @@ def _targets(
     failed_flows: frozenset[str] | None,
 ) -> Iterator[Problem]:
     known = set(flow.nodes) | skipped.nodes
+    flow_names = set(flows) | (failed_flows or frozenset())
     if flow.start not in known:
-        yield Problem(name, ("start",), _unknown("node", flow.start, known), at_value=True)
+        yield Problem(name, ("start",), _unknown_node(flow.start, flow, None, flow_names), at_value=True)
     for node_id, node in flow.nodes.items():
-        for path, target in node_targets(node):
-            if target not in known:
-                yield Problem(name, ("nodes", node_id, *path), _unknown("node", target, known), at_value=True)
-        jump = goto_target(node)
-        if jump is None:
-            continue
-        if jump.flow not in flows:
-            if failed_flows is not None and jump.flow not in failed_flows:
-                hint = did_you_mean(jump.flow, flows) or f"; no flow file loaded has flow: {jump.flow}"
+        for exit in node.exits():
+            at = ("nodes", node_id, *exit.path)
+            if exit.flow is None:
+                if exit.node is not None and exit.node not in known:
+                    yield Problem(name, at, _unknown_node(exit.node, flow, exit, flow_names), at_value=True)
+                continue
+            if exit.flow not in flows:
+                if failed_flows is not None and exit.flow not in failed_flows:
+                    hint = did_you_mean(exit.flow, flows) or (
+                        f"; load the file that has flow: {exit.flow}, or name a loaded flow ({listed(flows)})"
+                    )
+                    yield Problem(name, (*at, "flow"), f"unknown flow '{exit.flow}'{hint}", at_value=True)
+                continue
+            other = flows[exit.flow]
+            if exit.node is not None and exit.node not in other.nodes:
+                hint = did_you_mean(exit.node, other.nodes) or f"; name one of {listed(other.nodes)}"
                 yield Problem(
-                    name,
-                    ("nodes", node_id, "goto", "flow"),
-                    f"unknown flow '{jump.flow}'{hint}",
-                    at_value=True,
+                    name, (*at, "node"), f"flow '{exit.flow}' has no node '{exit.node}'{hint}", at_value=True
                 )
-            continue
-        other = flows[jump.flow]
-        if jump.node is not None and jump.node not in other.nodes:
-            yield Problem(
-                name,
-                ("nodes", node_id, "goto", "node"),
-                f"flow '{jump.flow}' has no node '{jump.node}'{did_you_mean(jump.node, other.nodes)}",
-                at_value=True,
-            )
 
 
-def _collisions(name: str, flow: Flow) -> Iterator[Problem]:
+def _own(name: str, flow: Flow, skipped: Unchecked) -> Iterator[Problem]:
+    """The checks each node type makes of its nodes on their own."""
+    scope = Scope(flow.languages, tuple(flow.schedules), skipped.schedules)
     for node_id, node in flow.nodes.items():
-        if isinstance(node, Menu):
-            keys = list(node.options)
-            for key in keys:
-                at = ("nodes", node_id, "options", key)
-                shorter = [other for other in keys if other != key and key.startswith(other)]
-                if shorter:
-                    yield Problem(
-                        name,
-                        at,
-                        f"option '{key}' starts with option '{shorter[0]}'; give options keys of one length",
-                    )
-                if node.repeat is not None and key == node.repeat:
-                    yield Problem(name, at, f"option '{key}' is also the repeat key; change one of them")
-                elif node.repeat is not None and key.startswith(node.repeat):
-                    yield Problem(
-                        name,
-                        at,
-                        f"option '{key}' starts with the repeat key '{node.repeat}'; change one of them",
-                    )
-        if isinstance(node, Collect) and node.confirm is not None and node.confirm.yes == node.confirm.no:
-            yield Problem(
-                name,
-                ("nodes", node_id, "confirm", "no"),
-                f"confirm keys yes and no are both '{node.confirm.no}'; make them differ",
-            )
+        for found in node.problems(scope):
+            yield Problem(name, ("nodes", node_id, *found.path), found.message, found.at_value)
 
 
 def sound_name_problem(name: str) -> str | None:
@@ -346,7 +228,7 @@ def _prompts(
             continue
         for language, file in spec.items():
             if language not in languages:
-                yield Problem(name, (*at, language), _not_a_flow_language(language, flow))
+                yield Problem(name, (*at, language), not_a_flow_language(language, flow.languages))
             problem = sound_name_problem(file)
             if problem is not None:
                 yield Problem(name, (*at, language), f"file '{file}' {problem}", at_value=True)
@@ -375,51 +257,10 @@ def _prompts(
             )
 
 
-def _not_a_flow_language(language: str, flow: Flow) -> str:
-    return f"language '{language}' is not one of the flow's languages ({', '.join(flow.languages)})"
-
-
-def _conditions(name: str, flow: Flow, skipped: Unchecked) -> Iterator[Problem]:
-    schedules = set(flow.schedules) | skipped.schedules
-    for node_id, node in flow.nodes.items():
-        if not isinstance(node, Branch):
-            continue
-        for i, case in enumerate(node.branch):
-            for path, cond in conditions(case.if_, ("nodes", node_id, "branch", i, "if")):
-                if cond.schedule is not None and cond.schedule not in schedules:
-                    hint = did_you_mean(cond.schedule, schedules)
-                    if not hint:
-                        hint = "; define it under schedules:" if not schedules else ""
-                    yield Problem(
-                        name, (*path, "schedule"), f"unknown schedule '{cond.schedule}'{hint}", at_value=True
-                    )
-                if cond.language is not None and cond.language not in flow.languages:
-                    yield Problem(
-                        name, (*path, "language"), _not_a_flow_language(cond.language, flow), at_value=True
-                    )
-
-
-def _languages(name: str, flow: Flow) -> Iterator[Problem]:
-    for node_id, node in flow.nodes.items():
-        if not isinstance(node, Language):
-            continue
-        at = ("nodes", node_id)
-        if isinstance(node.language, str):
-            if "{" not in node.language and node.language not in flow.languages:
-                yield Problem(
-                    name, (*at, "language"), _not_a_flow_language(node.language, flow), at_value=True
-                )
-        else:
-            for key, language in node.language.items():
-                if language not in flow.languages:
-                    yield Problem(
-                        name, (*at, "language", key), _not_a_flow_language(language, flow), at_value=True
-                    )
-        if node.default is not None and node.default not in flow.languages:
-            yield Problem(name, (*at, "default"), _not_a_flow_language(node.default, flow), at_value=True)
-
-
 # --- reachability and loops --------------------------------------------------------------------------
+
+#: The node types a caller leaves the flow by, as a message names them.
+_ENDING_NAMES = "a " + either(unit.TYPE_KEY for unit in REGISTRY if unit.ENDS)
 
 
 def _graph(
@@ -430,17 +271,20 @@ def _graph(
     for name, flow in flows.items():
         for node_id, node in flow.nodes.items():
             here = (name, node_id)
-            targets = [(name, target) for _, target in node_targets(node)]
-            jump = goto_target(node)
-            if jump is not None:
-                other = flows.get(jump.flow)
-                entry = jump.node if jump.node is not None else (other.start if other else "")
-                targets.append((jump.flow, entry))
+            targets: list[Vertex] = []
+            for exit in node.exits():
+                if exit.flow is None:
+                    if exit.node is not None:
+                        targets.append((name, exit.node))
+                    continue
+                other = flows.get(exit.flow)
+                entry = exit.node if exit.node is not None else (other.start if other else "")
+                targets.append((exit.flow, entry))
             known = [t for t in targets if t[0] in flows and t[1] in flows[t[0]].nodes]
             edges[here] = known
             # a target that is unknown, or left out by the schema, is reported elsewhere: count it as a
             # way out, so one mistake is not reported again as a trap
-            if node_type(node) in ENDINGS or hangs_up_on_failure(node) or len(known) < len(targets):
+            if node.may_end() or len(known) < len(targets):
                 exits.add(here)
 
     roots = [(name, flow.start) for name, flow in flows.items() if flow.start in flow.nodes]
@@ -488,7 +332,7 @@ def _graph(
             first[0],
             ("nodes", first[1]),
             f"the caller can never leave {'node' if len(component) == 1 else 'nodes'} {members}: add a way on "
-            "to a hangup, transfer, queue, callback or voicemail",
+            f"to {_ENDING_NAMES}",
         )
 
 

@@ -1,4 +1,4 @@
-"""Decide whether a `branch` arm holds.
+"""Conditions: what a `branch` arm tests, whether it holds, and how a drawing reads it.
 
 All tests given in one condition must hold together; `any`, `all` and `not` combine conditions. A test
 never fails loudly: an unknown schedule, a variable that is not a number for `gt`, or a missing variable
@@ -8,16 +8,94 @@ simply does not hold, so a branch always finds its way (at worst to `else`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
+from typing import Any, ClassVar
 
-from ivr.model import Condition, Schedule
-from ivr.templates import text
+from pydantic import Field, field_validator, model_validator
+
+from ivr.fields import Flag, LanguageCode, Strict, VariableName, as_list, regex
+from ivr.schedules import Schedule
+from ivr.templates import shown, text
 
 WITHHELD = "anonymous"
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+
+
+class Condition(Strict):
+    """One test in a `branch`. Fields given together must all hold; `any`/`all`/`not` combine tests.
+
+    - `schedule: office` (with `open: true`, the default, or `open: false`);
+    - `caller: "+4822*"` or a list of such patterns (`*` any digits, `?` one digit, `[0-4]` a digit range);
+      `caller: anonymous` matches a withheld number;
+    - `dialed:` the same for the number the caller dialed;
+    - `language: pl`;
+    - `var: tier` with one of `equals`, `not_equals`, `in`, `matches` (a regular expression), `exists`,
+      `gt`, `ge`, `lt`, `le` (numbers).
+    """
+
+    KEY_TABLE: ClassVar[bool] = False
+
+    schedule: str | None = None
+    open: Flag = True
+    caller: tuple[str, ...] | None = None
+    dialed: tuple[str, ...] | None = None
+    language: LanguageCode | None = None
+    var: VariableName | None = None
+    equals: str | int | float | bool | None = None
+    not_equals: str | int | float | bool | None = None
+    in_: tuple[str | int | float, ...] | None = Field(default=None, alias="in")
+    matches: str | None = None
+    exists: Flag | None = None
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+    any: tuple[Condition, ...] | None = None
+    all: tuple[Condition, ...] | None = None
+    not_: Condition | None = Field(default=None, alias="not")
+
+    @field_validator("caller", "dialed", mode="before", json_schema_input_type=str | list[str] | None)
+    @classmethod
+    def _patterns(cls, v: Any) -> Any:
+        return as_list(v)
+
+    @field_validator("matches")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        return None if v is None else regex(v)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Condition:
+        tests = ("equals", "not_equals", "in_", "matches", "exists", "gt", "ge", "lt", "le")
+        used = [t for t in tests if getattr(self, t) is not None]
+        if used and self.var is None:
+            raise ValueError(f"'{used[0].rstrip('_')}' compares a variable: add 'var: NAME'")
+        if self.var is not None and not used:
+            raise ValueError("'var' needs a test: equals, not_equals, in, matches, exists, gt, ge, lt or le")
+        given = [
+            f
+            for f in ("schedule", "caller", "dialed", "language", "var", "any", "all", "not_")
+            if getattr(self, f) is not None
+        ]
+        if not given:
+            raise ValueError("an empty condition; test a schedule, caller, dialed, language or var")
+        return self
+
+
+Path = tuple[str | int, ...]
+
+
+def each_condition(cond: Condition, path: Path) -> Iterator[tuple[Path, Condition]]:
+    """`cond` and every condition nested in it (`any`, `all`, `not`), with their key paths."""
+    yield path, cond
+    for key, nested in (("any", cond.any), ("all", cond.all)):
+        for i, sub in enumerate(nested or ()):
+            yield from each_condition(sub, (*path, key, i))
+    if cond.not_ is not None:
+        yield from each_condition(cond.not_, (*path, "not"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +166,45 @@ def _variable_holds(c: Condition, value: str | None) -> bool:
             if limit is not None and not compare(number, float(limit)):
                 return False
     return True
+
+
+# --- as a drawing reads it ----------------------------------------------------------------------
+
+
+def condition_text(cond: Condition) -> str:
+    """A short reading of a branch condition, e.g. `office open`, `tier = gold and language pl`."""
+    parts: list[str] = []
+    if cond.schedule is not None:
+        parts.append(f"{cond.schedule} {'open' if cond.open else 'closed'}")
+    if cond.caller is not None:
+        parts.append("caller " + " | ".join(cond.caller))
+    if cond.dialed is not None:
+        parts.append("dialed " + " | ".join(cond.dialed))
+    if cond.language is not None:
+        parts.append(f"language {cond.language}")
+    if cond.var is not None:
+        parts.extend(_var_tests(cond))
+    if cond.any is not None:
+        parts.append("(" + " or ".join(condition_text(c) for c in cond.any) + ")")
+    if cond.all is not None:
+        parts.append("(" + " and ".join(condition_text(c) for c in cond.all) + ")")
+    if cond.not_ is not None:
+        parts.append(f"not ({condition_text(cond.not_)})")
+    return " and ".join(parts)
+
+
+def _var_tests(cond: Condition) -> Iterator[str]:
+    name = cond.var
+    if cond.equals is not None:
+        yield f"{name} = {shown(cond.equals)}"
+    if cond.not_equals is not None:
+        yield f"{name} != {shown(cond.not_equals)}"
+    if cond.in_ is not None:
+        yield f"{name} in ({', '.join(shown(v) for v in cond.in_)})"
+    if cond.matches is not None:
+        yield f"{name} ~ /{cond.matches}/"
+    if cond.exists is not None:
+        yield f"{name} {'is set' if cond.exists else 'is not set'}"
+    for op, bound in ((">", cond.gt), (">=", cond.ge), ("<", cond.lt), ("<=", cond.le)):
+        if bound is not None:
+            yield f"{name} {op} {bound:g}"

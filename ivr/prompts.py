@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from ivr.model import Flow
+if TYPE_CHECKING:
+    from ivr.model import Flow
 
 SAYABLE_DIGITS = frozenset("0123456789*#")
 # A media list reaches Asterisk comma-separated, so a said value keeps only characters Asterisk can spell.

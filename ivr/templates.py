@@ -24,6 +24,15 @@ def text(value: object) -> str:
     return str(value)
 
 
+def shown(value: object) -> str:
+    """A flow value as a drawing or a message shows it: `true`, `2.5`, `gold`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def render(template: str, variables: Mapping[str, str], escape: Callable[[str], str] | None = None) -> str:
     """`template` with each `{name}` replaced by that variable (escaped by `escape` when given)."""
 

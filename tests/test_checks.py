@@ -81,9 +81,38 @@ def test_every_field_naming_a_node_is_checked(node: dict[str, Any], path: str) -
     assert messages(flow) == [f"{path}: unknown node 'sails' (did you mean 'sales'?)"]
 
 
-def test_unknown_target_without_a_close_name_has_no_suggestion() -> None:
+def test_unknown_target_without_a_close_name_lists_the_nodes() -> None:
     flow = make({"a": {"play": "x", "next": "zzz"}, "bye": BYE})
-    assert messages(flow) == ["nodes.a.next: unknown node 'zzz'"]
+    assert messages(flow) == ["nodes.a.next: unknown node 'zzz'; add it under nodes: or name one of a, bye"]
+
+
+def test_suggestions_name_only_nodes_that_passed_the_schema() -> None:
+    """A node the schema left out exists (naming it is no mistake) but is never suggested."""
+    flow = make({"a": {"play": "x", "next": "sails"}, "bye": BYE})
+    skipped = {"main": Unchecked(nodes=frozenset({"sales"}))}
+    assert messages(flow, unchecked=skipped) == [
+        "nodes.a.next: unknown node 'sails'; add it under nodes: or name one of a, bye"
+    ]
+    start = make({"a": {"play": "x", "next": "bye"}, "bye": BYE}, start="sales_")
+    assert messages(start, unchecked=skipped) == [
+        "start: unknown node 'sales_'; add it under nodes: or name one of a, bye"
+    ]
+
+
+def test_a_goto_naming_a_flow_says_how_to_write_it() -> None:
+    main = make({"a": {"goto": "shared"}})
+    shared = make({"entry": BYE}, name="shared")
+    assert messages(main, shared) == [
+        "nodes.a.goto: unknown node 'shared'; 'shared' is a flow: write goto: {flow: shared}"
+    ]
+    # a flow that failed to load is a flow all the same
+    assert messages(main, failed_flows=frozenset({"shared"})) == [
+        "nodes.a.goto: unknown node 'shared'; 'shared' is a flow: write goto: {flow: shared}"
+    ]
+    elsewhere = make({"a": {"play": "x", "next": "shared"}})
+    assert messages(elsewhere, shared) == [
+        "nodes.a.next: unknown node 'shared'; 'shared' is a flow: lead to a node with goto: {flow: shared}"
+    ]
 
 
 def test_unknown_target_problems_point_at_the_value() -> None:
@@ -113,7 +142,7 @@ def test_goto_to_an_unknown_flow() -> None:
     shared = make({"entry": BYE}, name="shared")
     assert messages(main, shared) == ["nodes.a.goto.flow: unknown flow 'shraed' (did you mean 'shared'?)"]
     assert messages(main) == [
-        "nodes.a.goto.flow: unknown flow 'shraed'; no flow file loaded has flow: shraed"
+        "nodes.a.goto.flow: unknown flow 'shraed'; load the file that has flow: shraed, or name a loaded flow (main)"
     ]
 
 
@@ -168,8 +197,8 @@ def test_a_loop_the_caller_cannot_leave() -> None:
         }
     )
     assert messages(flow) == [
-        "nodes.main: the caller can never leave nodes 'main', 'hours': add a way on to a hangup, transfer, "
-        "queue, callback or voicemail"
+        "nodes.main: the caller can never leave nodes 'main', 'hours': add a way on to a queue, callback, "
+        "transfer, voicemail or hangup"
     ]
 
 
@@ -319,7 +348,7 @@ def test_prompts_per_language_cover_every_language() -> None:
     )
     assert messages(flow) == [
         "prompts.welcome: prompt 'welcome' has no file for pl, de; add pl: FILE, de: FILE",
-        "prompts.welcome.fr: language 'fr' is not one of the flow's languages (en, pl, de)",
+        "prompts.welcome.fr: language 'fr' is not one of the flow's languages (en, pl, de); use one of them or add it to languages:",
     ]
 
 
@@ -390,7 +419,8 @@ def test_branch_on_an_unknown_schedule() -> None:
     )
     assert messages(flow) == [
         "nodes.b.branch.0.if.schedule: unknown schedule 'ofice' (did you mean 'office'?)",
-        "nodes.b.branch.1.if.any.1.not.schedule: unknown schedule 'weekend'",
+        "nodes.b.branch.1.if.any.1.not.schedule: unknown schedule 'weekend'; define it under schedules: or name "
+        "one defined there (office)",
     ]
 
 
@@ -415,10 +445,10 @@ def test_language_codes_must_be_the_flows() -> None:
         languages=["en", "pl"],
     )
     assert messages(flow) == [
-        "nodes.b.branch.0.if.all.0.language: language 'it' is not one of the flow's languages (en, pl)",
-        "nodes.l.default: language 'fr' is not one of the flow's languages (en, pl)",
-        "nodes.l.language.2: language 'de' is not one of the flow's languages (en, pl)",
-        "nodes.s.language: language 'es' is not one of the flow's languages (en, pl)",
+        "nodes.b.branch.0.if.all.0.language: language 'it' is not one of the flow's languages (en, pl); use one of them or add it to languages:",
+        "nodes.l.default: language 'fr' is not one of the flow's languages (en, pl); use one of them or add it to languages:",
+        "nodes.l.language.2: language 'de' is not one of the flow's languages (en, pl); use one of them or add it to languages:",
+        "nodes.s.language: language 'es' is not one of the flow's languages (en, pl); use one of them or add it to languages:",
     ]
 
 

@@ -1,14 +1,18 @@
-"""docs/flows.md stays true to the flow language: every YAML example validates, every node type and
-condition has one, every key table matches the models' keys and defaults, and the lint example prints
-what `hotline lint` prints."""
+"""docs/flows.md stays true to the flow language: every YAML example validates (against the models and
+the JSON Schema), every node type of the registry has its section showing its own example, every
+condition has an example, every key table matches the models' keys and defaults, and the lint example
+prints what `hotline lint` prints."""
 
 from __future__ import annotations
 
 import re
+import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args
 
+import jsonschema
 import pytest
 from pydantic import BaseModel
 from ruamel.yaml import YAML
@@ -17,23 +21,9 @@ from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ivr.actions import EVENT_TYPES
 from ivr.errors import FlowErrors
 from ivr.loader import parse_flow
-from ivr.model import (
-    NODE_TYPES,
-    Branch,
-    CallbackOffer,
-    Condition,
-    Confirm,
-    Flow,
-    HangupSpec,
-    NodeBase,
-    QueueCallback,
-    QueueSpec,
-    Request,
-    Schedule,
-    TransferTarget,
-    VoicemailSpec,
-    node_type,
-)
+from ivr.model import NODE_TYPES, Branch, Condition, Flow, NodeBase, Schedule, Strict, node_type
+from ivr.nodes import REGISTRY
+from ivr.schema import flow_schema
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "flows.md"
 TEXT = DOC.read_text(encoding="utf-8")
@@ -99,7 +89,7 @@ YAML_BLOCKS = [b for b in blocks() if b.lang == "yaml" and not _is_lint_example(
 FLOW_KEYS = {field.alias or name for name, field in Flow.model_fields.items()}
 
 
-def as_flow(block: Block) -> Flow:
+def flow_data(block: Block) -> dict[str, Any]:
     """A whole flow as it stands; a fragment (top-level keys of a flow, such as `nodes:` or
     `schedules:`) inside a minimal flow around it."""
     data = load_yaml12(block.body)
@@ -109,7 +99,11 @@ def as_flow(block: Block) -> Flow:
         assert not unknown, f"{block.id}: {sorted(unknown)} are not top-level keys of a flow"
         nodes = data.get("nodes") or {"end": {"hangup": None}}
         data = {"flow": "example", **data, "start": next(iter(nodes)), "nodes": nodes}
-    return Flow.model_validate(data)
+    return data
+
+
+def as_flow(block: Block) -> Flow:
+    return Flow.model_validate(flow_data(block))
 
 
 def test_the_doc_has_yaml_examples() -> None:
@@ -120,6 +114,7 @@ def test_the_doc_has_yaml_examples() -> None:
 @pytest.mark.parametrize("block", YAML_BLOCKS, ids=lambda b: b.id)
 def test_every_yaml_example_validates(block: Block) -> None:
     as_flow(block)
+    jsonschema.validate(flow_data(block), flow_schema(), jsonschema.Draft202012Validator)
 
 
 WHOLE_FLOWS = [b for b in YAML_BLOCKS if "flow" in load_yaml12(b.body)]
@@ -153,6 +148,22 @@ def test_every_node_type_has_a_section_and_an_example() -> None:
     assert sections == list(NODE_TYPES)
 
 
+def section(type_key: str) -> str:
+    """The text of a node type's section, `### type_key` up to the next section of its level or above."""
+    return TEXT.split(f"\n### {type_key}\n", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+
+
+@pytest.mark.parametrize("unit", REGISTRY, ids=lambda unit: unit.TYPE_KEY)
+def test_each_node_types_section_shows_its_example(unit: type[NodeBase]) -> None:
+    """A node type's module and its docs section show the same example, so neither goes stale."""
+    assert unit.EXAMPLE, f"{unit.__name__} has no EXAMPLE"
+    assert f"```yaml\n{unit.EXAMPLE}```" in section(unit.TYPE_KEY)
+    nodes = Flow.model_validate(
+        {"flow": "example", "start": "x", "nodes": load_yaml12(unit.EXAMPLE)["nodes"]}
+    )
+    assert {node_type(node) for node in nodes.nodes.values()} == {unit.TYPE_KEY}
+
+
 def _condition_keys(cond: Condition) -> set[str]:
     keys = {
         (field.alias or name)
@@ -182,20 +193,30 @@ def test_the_events_table_lists_every_contact_event() -> None:
 
 # --- key tables -----------------------------------------------------------------------------------
 
-#: Models whose keys a table documents. Node tables leave out `description`, which every node has.
-DOCUMENTED: list[type[BaseModel]] = [
-    Flow,
-    Schedule,
-    *(cls for cls in NodeBase.__subclasses__() if any(t in cls.model_fields for t in NODE_TYPES)),
-    Confirm,
-    Request,
-    QueueSpec,
-    QueueCallback,
-    CallbackOffer,
-    TransferTarget,
-    VoicemailSpec,
-    HangupSpec,
-]
+
+def _parts(model: type[BaseModel]) -> Iterator[type[Strict]]:
+    """The models `model`'s keys hold (a queue's `queue:`, its `callback:` ...) that have key tables of
+    their own, and theirs."""
+    todo = [info.annotation for info in model.model_fields.values()]
+    while todo:
+        tp = todo.pop(0)
+        if isinstance(tp, type) and issubclass(tp, Strict):
+            if tp.KEY_TABLE:
+                yield tp
+                todo += [info.annotation for info in tp.model_fields.values()]
+        elif isinstance(tp, types.GenericAlias | types.UnionType) or getattr(tp, "__origin__", None) in (
+            Union,
+        ):
+            todo += list(get_args(tp))
+        elif hasattr(tp, "__metadata__"):  # Annotated
+            todo.append(tp.__origin__)
+
+
+#: Models whose keys a table documents: the flow, schedules, each node type of the registry and its
+#: parts. Node tables leave out `description`, which every node has.
+DOCUMENTED: list[type[BaseModel]] = list(
+    dict.fromkeys([Flow, Schedule, *(part for unit in REGISTRY for part in (unit, *_parts(unit)))])
+)
 
 
 def _keys(model: type[BaseModel]) -> dict[str, Any]:

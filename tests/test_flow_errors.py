@@ -10,10 +10,11 @@ import pytest
 
 from hotline.flowfiles import flows_in, load_flow_files, read_flow_files, sound_names
 from ivr.errors import FlowErrors
+from ivr.model import NODE_TYPES as TYPE_KEYS
 
 BROKEN = Path(__file__).resolve().parent / "flows_broken"
 
-NODE_TYPES = "play, menu, collect, say, branch, set, lookup, language, queue, callback, transfer, voicemail, goto, hangup"
+NODE_TYPES = ", ".join(TYPE_KEYS)
 
 #: file -> the lines after `file:` that loading it must print, in order
 GOLDEN: dict[str, list[str]] = {
@@ -53,7 +54,7 @@ GOLDEN: dict[str, list[str]] = {
     ],
     "loop_no_exit.yaml": [
         "4:3: nodes.main: the caller can never leave nodes 'main', 'opening_hours', 'address': add a way on to a "
-        "hangup, transfer, queue, callback or voicemail"
+        "queue, callback, transfer, voicemail or hangup"
     ],
     "spinning_loop.yaml": [
         "4:3: nodes.count: 'count' -> 'check' -> 'count' loop without waiting for the caller, so the call would "
@@ -82,12 +83,35 @@ GOLDEN: dict[str, list[str]] = {
         "10:24: nodes.open.branch.0.if.schedule: unknown schedule 'ofice' (did you mean 'office'?)"
     ],
     "unknown_goto_flow.yaml": [
-        "5:18: nodes.busy.goto.flow: unknown flow 'shraed'; no flow file loaded has flow: shraed"
+        "5:18: nodes.busy.goto.flow: unknown flow 'shraed'; load the file that has flow: shraed, or name a loaded "
+        "flow (hotline)"
     ],
     "unknown_language.yaml": [
         "5:3: prompts.language-menu: prompt 'language-menu' has no file for pl; add pl: FILE",
-        "8:33: nodes.choose.language.3: language 'de' is not one of the flow's languages (en, pl)",
-        "13:24: nodes.route.branch.0.if.language: language 'fr' is not one of the flow's languages (en, pl)",
+        "8:33: nodes.choose.language.3: language 'de' is not one of the flow's languages (en, pl); use one of them or add it to languages:",
+        "13:24: nodes.route.branch.0.if.language: language 'fr' is not one of the flow's languages (en, pl)"
+        "; use one of them or add it to languages:",
+    ],
+    "strict_booleans.yaml": [
+        "7:15: nodes.main.barge_in: expected true or false, got 'yes'; write true",
+        "10:14: nodes.pin.confirm: expected true, false or a mapping, got 'on'; write true",
+        "13:38: nodes.bye.voicemail.beep: expected true or false, got 0; write false",
+    ],
+    "impossible_pattern.yaml": [
+        "8:14: nodes.pin.pattern: '^[0-9]{4}$' can never match 6 to 8 keys (min_length..max_length); it matches "
+        "4 keys: write min_length: 4 and max_length: 4, or change the pattern",
+        "12:14: nodes.account.pattern: '^[0-9]{6}#$' can never match 1 to 20 keys (min_length..max_length): the "
+        "terminator '#' ends the input and is never part of it; leave it out of the pattern or write "
+        "terminator: null",
+        "17:14: nodes.contract.pattern: '^[A-Z]{2}[0-9]{6}$' can never match 1 to 8 keys (min_length..max_length); "
+        "it matches no keys a caller can press (0-9, * and #): write it with those keys, e.g. ^[0-9]{1,8}$",
+    ],
+    "goto_a_flow.yaml": [
+        "12:11: nodes.again.goto: unknown node 'hotline'; 'hotline' is a flow: write goto: {flow: hotline}"
+    ],
+    "suggest_valid_only.yaml": [
+        "6:18: nodes.main.options.1: unknown node 'sails'; add it under nodes: or name one of main, support, bye",
+        "9:36: nodes.sales.queue.priority: expected a whole number, got 'high'",
     ],
     "many_errors.yaml": [
         "7:10: nodes.main.options.1: unknown node 'sails' (did you mean 'sales'?)",

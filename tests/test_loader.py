@@ -337,7 +337,7 @@ def test_wrong_types() -> None:
     ) == [
         "7:14: nodes.a.timeout: expected a number, got 'five'",
         "8:14: nodes.a.retries: expected a whole number, got 2.5",
-        "9:15: nodes.a.barge_in: expected true or false, got 'maybe'",
+        "9:15: nodes.a.barge_in: expected true or false, got 'maybe'; write true or false",
     ]
 
 
