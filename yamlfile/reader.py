@@ -89,9 +89,18 @@ def read_yaml(text: str, filename: str, *, limits: Limits | None = None, fast: b
             f"{limits.split}"
         )
         return Document(None, Positions({}), (Problem(filename, 1, 1, "", message),), readable=False)
+    fast = fast and _CParser is not None
     composer = _Composer(text, filename, limits)
     try:
-        root = composer.compose(_events(text, fast=fast and _CParser is not None))
+        try:
+            root = composer.compose(_events(text, fast=fast))
+        except YAMLError:
+            if not fast:
+                raise
+            # libyaml reads YAML 1.1 and refuses a little that YAML 1.2 allows (a ':' inside a plain value
+            # in [...] or {...}, as in `{mon-fri: 08:00-18:00}`): ruamel's parser has the last word.
+            composer = _Composer(text, filename, limits)
+            root = composer.compose(_events(text, fast=False))
     except MarkedYAMLError as e:
         return _unreadable(syntax_problem(e, text, filename))
     except _Refused as e:

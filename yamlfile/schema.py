@@ -412,8 +412,10 @@ class Schema:
             return "write key: value entries under it"
         if expected == "a list":
             return "write a list such as [a, b]"
-        for noun, how in self.patterns.values():
+        for pattern, (noun, how) in self.patterns.items():
             if noun == expected:
+                if isinstance(value, bool | int | float) and re.search(pattern, describe(value)):
+                    return f"write it in quotes: '{describe(value)}'"
                 return how
         if expected.startswith("one of "):
             return "write one of them"

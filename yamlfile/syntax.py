@@ -65,14 +65,14 @@ def syntax_problem(error: MarkedYAMLError, text: str, filename: str) -> Problem:
             found = _COMMENT_IN_FLOW.search(_without_quotes(text_at(number)))
             if found is not None:
                 return at(number, found.start(1), COMMENT_MESSAGE)
-        if around is not None and context.startswith("while parsing a flow"):
-            opened = text_at(around.line)[around.column : around.column + 1] or "["
-            closing = {"[": "]", "{": "}"}.get(opened, "]")
+        opened = _unclosed(lines, line, column)
+        if opened is not None:
+            bracket = text_at(opened[0])[opened[1]]
+            closing = "]" if bracket == "[" else "}"
             return at(
-                around.line,
-                around.column,
-                f"the '{opened}' here is not closed; close it with '{closing}', or quote a value holding "
-                f"'{opened}'",
+                *opened,
+                f"the '{bracket}' here is not closed; close it with '{closing}', or quote a value holding "
+                f"'{bracket}'",
             )
 
     if "mapping values are not allowed" in problem:
@@ -131,6 +131,28 @@ def syntax_problem(error: MarkedYAMLError, text: str, filename: str) -> Problem:
         return at(line, column, f"'{character}' cannot begin a value here; write the value in quotes")
 
     return at(line, column, UNREADABLE_MESSAGE)
+
+
+def _unclosed(lines: list[str], line: int, column: int) -> tuple[int, int] | None:
+    """Where the innermost '[' or '{' still open at (`line`, `column`) was opened, skipping quoted text
+    and comments."""
+    stack: list[tuple[int, int]] = []
+    for number in range(min(line + 1, len(lines))):
+        text = lines[number] if number < line else lines[number][: column + 1]
+        quote = ""
+        for index, character in enumerate(text):
+            if quote:
+                if character == quote:
+                    quote = ""
+            elif character in "'\"":
+                quote = character
+            elif character == "#" and (index == 0 or text[index - 1] in " \t"):
+                break
+            elif character in "[{":
+                stack.append((number, index))
+            elif character in "]}" and stack:
+                stack.pop()
+    return stack[-1] if stack else None
 
 
 def _without_quotes(line: str) -> str:
