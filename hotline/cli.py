@@ -21,8 +21,8 @@ from ivr.graph import to_dot
 from ivr.model import Flow
 from ivr.simulate import HANG_UP, WAIT, KeySource, Step, lookup_answers, scripted, simulate
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
