@@ -20,6 +20,10 @@ COMMENT_MESSAGE = "'#' begins a YAML comment here; write '#' in quotes"
 TAB_MESSAGE = "a tab cannot indent YAML; indent with spaces"
 ALIAS_MESSAGE = "'*' begins an alias (*name) here; write '*' in quotes"
 ANCHOR_MESSAGE = "'&' begins an anchor (&name) here; write '&' in quotes"
+NO_COLON_MESSAGE = (
+    "this line has no ':' after its key; write key: value (a value continued on the next line is indented "
+    "more than its key)"
+)
 UNREADABLE_MESSAGE = "this line cannot be read as YAML; check its indentation and quoting"
 
 #: a comment begun inside a flow collection, `[1, #]` or `{1: a, #: b}`
@@ -79,12 +83,7 @@ def syntax_problem(error: MarkedYAMLError, text: str, filename: str) -> Problem:
         return _colon_in_value(lines, line, column, at)
 
     if "could not find expected ':'" in problem and around is not None:
-        return at(
-            around.line,
-            _indent(text_at(around.line)),
-            "this line has no ':' after its key; write key: value (a value continued on the next line is "
-            "indented more than its key)",
-        )
+        return at(around.line, _indent(text_at(around.line)), NO_COLON_MESSAGE)
 
     if context.startswith("while scanning a quoted scalar") and around is not None:
         if "escape" in problem:
@@ -180,18 +179,29 @@ def _colon_in_value(
             found.end(),
             f"a value holding ': ' must be quoted; write it in quotes: {quote}{shown}{quote}",
         )
+
+    def meaningful(number: int) -> bool:
+        return bool(lines[number].strip()) and not lines[number].lstrip().startswith("#")
+
     above = line - 1
-    while above >= 0 and (not lines[above].strip() or lines[above].lstrip().startswith("#")):
+    while above >= 0 and not meaningful(above):
         above -= 1
-    key = _KEY.match(lines[above]) if above >= 0 else None
-    if key is not None and _indent(text) > _indent(lines[above]):
-        name = key.group(1)
+    # the first line above that is a key of its own, over the lines a plain value continues on
+    owner = above
+    while owner >= 0 and (
+        not meaningful(owner) or (_KEY.match(lines[owner]) is None and _indent(lines[owner]) >= _indent(text))
+    ):
+        owner -= 1
+    key = _KEY.match(lines[owner]) if owner >= 0 else None
+    if key is not None and _indent(lines[owner]) < _indent(text) and _KEY_VALUE.match(lines[owner]):
         return at(
             line,
             _indent(text),
             f"this line is indented more than the key above it, which already has a value; line it up "
-            f"with '{name}:'",
+            f"with '{key.group(1)}:'",
         )
+    if above >= 0 and _KEY.match(lines[above]) is None and not lines[above].lstrip().startswith("-"):
+        return at(above, _indent(lines[above]), NO_COLON_MESSAGE)
     return at(line, column, "a value holding ': ' must be quoted; write the value in quotes")
 
 
