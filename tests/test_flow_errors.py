@@ -94,6 +94,16 @@ GOLDEN: dict[str, list[str]] = {
         "8:33: nodes.choose.language.3: language 'de' is not one of the flow's languages (en, pl)",
         "13:24: nodes.route.branch.0.if.language: language 'fr' is not one of the flow's languages (en, pl)",
     ],
+    "comment_as_value.yaml": [
+        "7:13: nodes.main.repeat: '#' begins a YAML comment here; write '#' in quotes",
+        "12:17: nodes.account.terminator: '#' begins a YAML comment here; write '#' in quotes",
+    ],
+    "comment_entry.yaml": ["8:7: nodes.main.options.#: '#' begins a YAML comment here; write '#' in quotes"],
+    "alias_as_value.yaml": ["7:13: '*' begins an alias (*name) here; write '*' in quotes"],
+    "indented_key.yaml": [
+        "6:7: this line is indented more than the key above it, which already has a value; line it up with "
+        "'play:'"
+    ],
     "many_errors.yaml": [
         "7:10: nodes.main.options.1: unknown node 'sails' (did you mean 'sales'?)",
         "9:5: nodes.main.timout: unknown key 'timout'; did you mean 'timeout'?",

@@ -12,7 +12,7 @@ from hotline.config import ConfigError, load_config
 from hotline.routing_config import RoutingConfigError, parse_routing_config
 from ivr.errors import FlowErrors
 from ivr.loader import parse_flow
-from ivr.model import Menu
+from ivr.model import Menu, Transfer
 
 #: (line, column, key path, message) of every mistake a file holds
 Found = list[tuple[int, int, str, str]]
@@ -270,3 +270,65 @@ def test_true_and_false_are_read_as_booleans(tmp_path: Path) -> None:
     path = tmp_path / "hotline.yaml"
     path.write_text("asterisk:\n  agi: {enabled: false}\n", encoding="utf-8")
     assert load_config(path, environ={}).asterisk.agi.enabled is False
+
+
+# --- digits with a leading zero or plus stay as written, in every file -------------------------------
+
+
+def test_a_flow_keeps_leading_zeros_and_plus_signs() -> None:
+    text = """\
+flow: hotline
+start: main
+variables: {area: 030}
+nodes:
+  main:
+    menu: main-menu
+    options: {00: desk, 01: line}
+    timeout: 05
+    failure: desk
+  desk:
+    transfer: {extension: 0100}
+  line:
+    transfer: {number: +48221234567}
+"""
+    flow_ = parse_flow(text, "flow.yaml").flow
+    assert flow_.variables == {"area": "030"}
+    main = flow_.nodes["main"]
+    assert isinstance(main, Menu)
+    assert main.options == {"00": "desk", "01": "line"}
+    assert main.timeout == 5.0  # a number field still takes 05
+    desk, line = flow_.nodes["desk"], flow_.nodes["line"]
+    assert isinstance(desk, Transfer) and isinstance(line, Transfer)
+    assert desk.transfer.extension == "0100"
+    assert line.transfer.number == "+48221234567"
+
+
+def test_hotline_yaml_keeps_leading_zeros(tmp_path: Path) -> None:
+    path = tmp_path / "hotline.yaml"
+    path.write_text(
+        "flows:\n  numbers: {0800123456: hotline, 100: sales}\nasterisk:\n  ami: {port: 05038}\n"
+        "callbacks:\n  country_code: 048\n",
+        encoding="utf-8",
+    )
+    assert config_problems(path.read_text(encoding="utf-8"), tmp_path) == [
+        (
+            6,
+            17,
+            "callbacks.country_code",
+            "'048' is not a country code; use 1 to 3 digits without + or a leading 0, e.g. 48",
+        )
+    ]
+    path.write_text(path.read_text(encoding="utf-8").replace("048", "'48'"), encoding="utf-8")
+    config = load_config(path, environ={})
+    assert config.flows.numbers == {"0800123456": "hotline", "100": "sales"}
+    assert config.asterisk.ami.port == 5038
+
+
+def test_routing_yaml_keeps_leading_zeros_and_plus_signs() -> None:
+    loaded = parse_routing_config(
+        "queues:\n  sales: {caller_id: 0221234567, priority: 05}\n  support: {caller_id: +48221234567}\n",
+        "routing.yaml",
+    )
+    queues = loaded.config.queues
+    assert (queues["sales"].caller_id, queues["sales"].priority) == ("0221234567", 5)
+    assert queues["support"].caller_id == "+48221234567"
