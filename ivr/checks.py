@@ -234,6 +234,10 @@ def check_flows(
     return problems
 
 
+#: At most this many unknown node names of a flow get a did-you-mean.
+_MOST_HINTS = 100
+
+
 def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
     return f"unknown {kind} '{name}'{did_you_mean(name, known)}"
 
@@ -246,12 +250,21 @@ def _targets(
     failed_flows: frozenset[str] | None,
 ) -> Iterator[Problem]:
     known = set(flow.nodes) | skipped.nodes
+    # a did-you-mean costs a pass over every node: each unknown name gets one, and only the first
+    # _MOST_HINTS of them, so that a large flow with many mistakes is still checked in seconds
+    hints: dict[str, str] = {}
+
+    def unknown(target: str) -> str:
+        if target not in hints:
+            hints[target] = _unknown("node", target, known if len(hints) < _MOST_HINTS else ())
+        return hints[target]
+
     if flow.start not in known:
-        yield Problem(name, ("start",), _unknown("node", flow.start, known), at_value=True)
+        yield Problem(name, ("start",), unknown(flow.start), at_value=True)
     for node_id, node in flow.nodes.items():
         for path, target in node_targets(node):
             if target not in known:
-                yield Problem(name, ("nodes", node_id, *path), _unknown("node", target, known), at_value=True)
+                yield Problem(name, ("nodes", node_id, *path), unknown(target), at_value=True)
         jump = goto_target(node)
         if jump is None:
             continue
@@ -458,12 +471,12 @@ def _graph(
 
     order = {v: i for i, v in enumerate(edges)}
     still = {v for v in edges if not waits(flows[v[0]].nodes[v[1]])}
-    spinning: list[set[Vertex]] = []
+    spinning: set[frozenset[Vertex]] = set()  # a set: a large flow may have thousands of loops
     for component in _components(sorted(still, key=order.__getitem__), _within(edges, still)):
         first = min(component, key=order.__getitem__)
         if len(component) == 1 and first not in edges[first]:
             continue
-        spinning.append(component)
+        spinning.add(frozenset(component))
         cycle = _cycle(first, _within(edges, component))
         path = " -> ".join(_label(v, first[0]) for v in cycle)
         yield Problem(
@@ -480,7 +493,7 @@ def _graph(
     leaving = _reach(exits, lambda v: backwards[v])
     trapped = {v for v in reached if v not in leaving}
     for component in _components(sorted(trapped, key=order.__getitem__), lambda v: edges[v]):
-        if any(t not in component for v in component for t in edges[v]) or component in spinning:
+        if any(t not in component for v in component for t in edges[v]) or frozenset(component) in spinning:
             continue  # it leads into a loop reported on its own
         first = min(component, key=order.__getitem__)
         members = ", ".join(_label(v, first[0]) for v in sorted(component, key=order.__getitem__))

@@ -35,6 +35,7 @@ from ivr.model import (
     VariableName,
 )
 from yamlfile import (
+    Document,
     Issue,
     Limits,
     Position,
@@ -59,6 +60,7 @@ __all__ = [
     "parse_flow",
     "parse_yaml",
     "position_of",
+    "read_flow_yaml",
 ]
 
 #: How a flow file may be too big, and how to make it smaller.
@@ -108,13 +110,17 @@ def parse_flow(text: str, filename: str, *, sounds: frozenset[str] | None = None
 
 
 def load_flows(
-    sources: Mapping[str, str], *, sounds: Mapping[str, frozenset[str]] | None = None
+    sources: Mapping[str, str],
+    *,
+    sounds: Mapping[str, frozenset[str]] | None = None,
+    documents: Mapping[str, Document] | None = None,
 ) -> dict[str, ParsedFlow]:
     """Read a set of flow files (file name -> text) that may `goto` each other, keyed by flow name.
 
     Each file is checked on its own, then the set as a whole; `sounds` lists, per flow name, the
-    files in its `sounds:` folder as `language/name`. Raises FlowErrors with every mistake of every
-    file.
+    files in its `sounds:` folder as `language/name`. `documents` holds files the caller has already
+    read with `read_flow_yaml` (a large file is not read twice). Raises FlowErrors with every mistake of
+    every file.
     """
     errors: list[FlowError] = []
     reads: dict[str, _Read] = {}
@@ -122,7 +128,7 @@ def load_flows(
     failed: set[str] = set()
     unnamed = False
     for filename, text in sources.items():
-        read = _read(text, filename)
+        read = _read(text, filename, document=(documents or {}).get(filename))
         errors += read.errors
         if read.name is None:
             unnamed = True
@@ -171,6 +177,11 @@ def load_flowset(
     )
 
 
+def read_flow_yaml(text: str, filename: str) -> Document:
+    """The YAML of a flow file as `yamlfile` reads it, within a flow file's limits."""
+    return read_yaml(text, filename, limits=LIMITS)
+
+
 def parse_yaml(text: str, filename: str) -> tuple[Any, Positions]:
     """The plain values of a flow file (keys as written, YAML 1.2 core values) and where each key is
     written, before any schema; for tools that need a key or two of a file that may be broken. Raises
@@ -206,8 +217,9 @@ class _Read:
     data: Any = None
 
 
-def _read(text: str, filename: str, *, validate: bool = True) -> _Read:
-    document = read_yaml(text, filename, limits=LIMITS)
+def _read(text: str, filename: str, *, validate: bool = True, document: Document | None = None) -> _Read:
+    if document is None:
+        document = read_flow_yaml(text, filename)
     if document.empty:
         return _Read(
             filename,
