@@ -179,6 +179,12 @@ def simulate_command(
         f"flow {name} ({flow_file})",
         style="bold",
     )
+    try:
+        if lookup_file is not None and answers is None:
+            raise ValueError("the file holds null; write the CRM's answers as a JSON object")
+        lookup = lookup_answers(answers)
+    except ValueError as e:
+        raise click.BadParameter(f"{lookup_file}: {e}", param_hint="--lookup") from None
     journey = simulate(
         flows,
         name,
@@ -187,7 +193,7 @@ def simulate_command(
         caller=caller or None,
         dialed=dialed,
         variables=channel_vars,
-        lookup=lookup_answers(answers),
+        lookup=lookup,
         on_step=_print_step,
     )
     left = unused()
