@@ -20,7 +20,7 @@ lint:
 	.venv/bin/ruff format --check .
 
 typecheck:
-	.venv/bin/mypy --strict ivr routing
+	.venv/bin/mypy --strict ivr routing yamlfile
 	.venv/bin/mypy hotline
 
 unit:

@@ -22,8 +22,8 @@ from ivr.model import Flow
 from ivr.schema import flow_schema
 from ivr.simulate import HANG_UP, WAIT, KeySource, Step, lookup_answers, scripted, simulate
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -180,6 +180,12 @@ def simulate_command(
         f"flow {name} ({flow_file})",
         style="bold",
     )
+    try:
+        if lookup_file is not None and answers is None:
+            raise ValueError("the file holds null; write the CRM's answers as a JSON object")
+        lookup = lookup_answers(answers)
+    except ValueError as e:
+        raise click.BadParameter(f"{lookup_file}: {e}", param_hint="--lookup") from None
     journey = simulate(
         flows,
         name,
@@ -188,7 +194,7 @@ def simulate_command(
         caller=caller or None,
         dialed=dialed,
         variables=channel_vars,
-        lookup=lookup_answers(answers),
+        lookup=lookup,
         on_step=_print_step,
     )
     left = unused()

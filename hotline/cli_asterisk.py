@@ -30,8 +30,8 @@ SECRETS_FILE = "asterisk-secrets.env"
 #: The config file used when neither --config nor HOTLINE_CONFIG names one, if it exists.
 DEFAULT_CONFIG = Path("hotline.yaml")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 root_option = click.option(
     "--root",

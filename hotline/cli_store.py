@@ -72,7 +72,7 @@ db_option = click.option("--db", help="A database URL or an SQLite file, instead
 
 
 def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
 
 
 def _config(config_path: Path | None) -> Config:

@@ -13,19 +13,16 @@ A bad file reads like::
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, Strict, ValidationError
 
 from hotline.envfile import read_env_file
+from yamlfile import Limits, Positions, Problem, Schema, describe, read_yaml
 
 #: The environment variable that adds API tokens (comma-separated) to those in the file.
 TOKENS_ENV = "HOTLINE_API_TOKENS"
@@ -38,20 +35,18 @@ _TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")
 
 Loc = tuple[str | int, ...]
 
-
-class _Place(NamedTuple):
-    """1-based (line, column) of a key and of its value."""
-
-    key: tuple[int, int]
-    value: tuple[int, int]
+#: Booleans are YAML's true and false, nothing else (`yes`, `on` and `1` are refused, not guessed at).
+Boolean = Annotated[bool, Strict()]
 
 
 class ConfigError(Exception):
-    """The config cannot be used; `errors` holds one `file:line:column: key.path: message` per problem."""
+    """The config cannot be used; `problems` holds every mistake found, in file order, and `errors` the
+    same as `file:line:column: key.path: message` lines."""
 
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = errors
-        super().__init__("\n".join(errors))
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(sorted(dict.fromkeys(problems)))
+        self.errors: list[str] = [str(problem) for problem in self.problems]
+        super().__init__("\n".join(self.errors))
 
 
 def _check_token(token: str) -> str:
@@ -155,7 +150,7 @@ class AmiConfig(Section):
 
 class AgiConfig(Section):
     listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:4573"
-    enabled: bool = True
+    enabled: Boolean = True
 
     @property
     def host(self) -> str:
@@ -188,7 +183,7 @@ class CallbacksConfig(Section):
     """How call-backs are dialed (with routing on): where a customer's number goes, the Stasis app the
     dialing runs in, and this service's name in the leases that make each call-back happen once."""
 
-    enabled: bool = True
+    enabled: Boolean = True
     #: a dial string with `{number}`, the customer's number in E.164 form
     dial: Annotated[str, Field(pattern=r"^[A-Za-z]+/.*\{number\}")] = "PJSIP/{number}@hotline-trunk"
     app: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$")] = "hotline-callbacks"
@@ -231,15 +226,19 @@ class Config(Section):
         return default_url(self.data_dir)
 
 
+#: What a hotline.yaml may hold.
+LIMITS = Limits(bytes=1024 * 1024, split="keep the config to its settings")
+
+
 def load_config(path: Path | str | None = None, *, environ: Mapping[str, str] | None = None) -> Config:
     """Read, substitute and check the config at `path`; without a path, the defaults (plus the environment)."""
     env = os.environ if environ is None else environ
-    errors: list[str] = []
+    problems: list[Problem] = []
+    raw: dict[str, Any] = {}
+    positions = Positions({})
     if path is None:
         source = None
         base = Path.cwd()
-        raw: dict[str, Any] = {}
-        positions: dict[Loc, _Place] = {}
         name = "(defaults)"
     else:
         source = Path(path)
@@ -248,19 +247,31 @@ def load_config(path: Path | str | None = None, *, environ: Mapping[str, str] | 
         try:
             text = source.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise ConfigError([f"{name}: no such file; copy hotline.example.yaml there to start"]) from None
+            raise ConfigError(
+                [_unplaced(name, "no such file; copy hotline.example.yaml there to start")]
+            ) from None
         except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError([f"{name}: cannot read the config: {e}"]) from None
-        env = _with_env_file(name, text, base, env)
-        raw, positions = _parse(name, text, env, errors)
-    raw = _add_env_tokens(raw, env, errors)
-    if errors:
-        raise ConfigError(errors)
+            raise ConfigError([_unplaced(name, f"cannot read the config: {e}; check the file")]) from None
+        document = read_yaml(text, name, limits=LIMITS)
+        if not document.readable:
+            raise ConfigError(document.problems)
+        problems += document.problems
+        data = {} if document.data is None else document.data
+        if not isinstance(data, dict):
+            raise ConfigError([Problem(name, 1, 1, "", f"the file holds {describe(data)}; {_DOCUMENT}")])
+        positions = document.positions
+        env = _with_env_file(name, data, positions, base, env)
+        raw = _substituted(data, (), positions, name, env, problems)
+    raw = _add_env_tokens(raw, env, problems)
+    if problems:  # a value left empty by a missing variable would only be reported again by the schema
+        raise ConfigError(problems)
+    config: Config | None = None
     try:
         config = Config.model_validate(raw)
     except ValidationError as e:
-        described = sorted(_describe(name, positions, error) for error in e.errors())
-        raise ConfigError([text for _, text in described]) from None
+        problems += SCHEMA.problems(e, raw, name, positions)
+    if problems or config is None:
+        raise ConfigError(problems)
     data_dir = base / config.data_dir
     config = config.model_copy(
         update={
@@ -282,14 +293,33 @@ def load_config(path: Path | str | None = None, *, environ: Mapping[str, str] | 
     return config
 
 
-def _with_env_file(name: str, text: str, base: Path, env: Mapping[str, str]) -> Mapping[str, str]:
+_DOCUMENT = "the config is a mapping of keys (data_dir:, store:, api: ...)"
+
+#: Schema errors in the words every YAML file of the service uses.
+SCHEMA = Schema(
+    Config,
+    document=_DOCUMENT,
+    patterns={
+        r"^[A-Za-z]+/.*\{number\}": (
+            "a dial string",
+            "write it as TECHNOLOGY/... holding {number}, e.g. PJSIP/{number}@hotline-trunk",
+        ),
+        r"^[1-9][0-9]{0,2}$": ("a country code", "use 1 to 3 digits without + or a leading 0, e.g. 48"),
+    },
+)
+
+
+def _unplaced(name: str, message: str) -> Problem:
+    """A problem with the file as a whole, not at a line of it."""
+    return Problem(name, 0, 0, "", message)
+
+
+def _with_env_file(
+    name: str, data: Mapping[str, Any], positions: Positions, base: Path, env: Mapping[str, str]
+) -> Mapping[str, str]:
     """The environment, plus the `NAME=value` lines of the file that `env_file:` names (relative to the
     config's folder); a variable set in the environment wins over the file."""
-    try:
-        document = YAML(typ="safe", pure=True).load(text)
-    except YAMLError:
-        return env  # the full parse reports it with its position
-    wanted = document.get("env_file") if isinstance(document, dict) else None
+    wanted = data.get("env_file")
     if not isinstance(wanted, str) or not wanted.strip():
         return env
     path = base / wanted.strip()
@@ -297,7 +327,16 @@ def _with_env_file(name: str, text: str, base: Path, env: Mapping[str, str]) -> 
         values = read_env_file(path)
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise ConfigError([f"{name}: env_file: cannot read {path}: {reason}"]) from None
+        raise ConfigError(
+            [
+                Problem(
+                    name,
+                    *positions.of(("env_file",), value=True),
+                    "env_file",
+                    f"cannot read {path}: {reason}; fix env_file, or create the file",
+                )
+            ]
+        ) from None
     return {**values, **env}
 
 
@@ -318,72 +357,24 @@ def _default_url(data_dir: Path) -> str:
     return default_url(data_dir)
 
 
-def _parse(
-    name: str, text: str, env: Mapping[str, str], errors: list[str]
-) -> tuple[dict[str, Any], dict[Loc, _Place]]:
-    """The YAML as plain values, with the 1-based line and column of every key path."""
-    yaml = YAML(typ="rt")
-    try:
-        document = yaml.load(text)
-    except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else name
-        raise ConfigError([f"{where}: not valid YAML: {e.problem or e.context}"]) from None
-    except YAMLError as e:
-        raise ConfigError([f"{name}: not valid YAML: {e}"]) from None
-    if document is None:
-        return {}, {}
-    if not isinstance(document, CommentedMap):
-        raise ConfigError([f"{name}:1:1: the config must be a mapping of keys (data_dir:, store:, api: ...)"])
-    positions: dict[Loc, _Place] = {(): _Place((1, 1), (1, 1))}
-    plain = _plain(document, (), positions, name, env, errors)
-    assert isinstance(plain, dict)
-    return plain, positions
-
-
-def _plain(
-    node: Any,
-    loc: Loc,
-    positions: dict[Loc, _Place],
-    name: str,
-    env: Mapping[str, str],
-    errors: list[str],
+def _substituted(
+    value: Any, loc: Loc, positions: Positions, name: str, env: Mapping[str, str], problems: list[Problem]
 ) -> Any:
-    if isinstance(node, CommentedMap):
-        result: dict[str, Any] = {}
-        for key, value in node.items():
-            child = (*loc, str(key))
-            key_line, key_col = node.lc.key(key)
-            value_line, value_col = node.lc.value(key)
-            positions[child] = _Place((key_line + 1, key_col + 1), (value_line + 1, value_col + 1))
-            result[str(key)] = _plain(value, child, positions, name, env, errors)
-        return result
-    if isinstance(node, CommentedSeq):
-        items: list[Any] = []
-        for index, value in enumerate(node):
-            line, col = node.lc.item(index)
-            child = (*loc, index)
-            positions[child] = _Place((line + 1, col + 1), (line + 1, col + 1))
-            items.append(_plain(value, child, positions, name, env, errors))
-        return items
-    if isinstance(node, bool):
-        return bool(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return _substitute(str(node), loc, positions, name, env, errors)
-    return node
+    """The plain values with `${NAME}` in every text replaced from the environment."""
+    if isinstance(value, dict):
+        return {
+            key: _substituted(item, (*loc, key), positions, name, env, problems)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_substituted(item, (*loc, i), positions, name, env, problems) for i, item in enumerate(value)]
+    if isinstance(value, str):
+        return _substitute(value, loc, positions, name, env, problems)
+    return value
 
 
 def _substitute(
-    value: str,
-    loc: Loc,
-    positions: dict[Loc, _Place],
-    name: str,
-    env: Mapping[str, str],
-    errors: list[str],
+    value: str, loc: Loc, positions: Positions, name: str, env: Mapping[str, str], problems: list[Problem]
 ) -> str:
     """Replace `${NAME}` from the environment; `$${` stays a literal `${`."""
 
@@ -391,13 +382,28 @@ def _substitute(
         escaped, var = match.group(1), match.group(2)
         if escaped:
             return "${" + var + "}"
-        where = f"{_where(name, positions, loc)}: {_dotted(loc)}"
+        line, column = positions.of(loc, value=True)
+        path = positions.shown(loc)
         if not _ENV_NAME.match(var):
-            errors.append(f"{where}: ${{{var}}} is not an environment variable name (letters, digits, _)")
+            problems.append(
+                Problem(
+                    name,
+                    line,
+                    column,
+                    path,
+                    f"${{{var}}} is not an environment variable name; use letters, digits and _",
+                )
+            )
             return ""
         if var not in env:
-            errors.append(
-                f"{where}: the environment variable {var} is not set; set it or write the value in the file"
+            problems.append(
+                Problem(
+                    name,
+                    line,
+                    column,
+                    path,
+                    f"the environment variable {var} is not set; set it or write the value in the file",
+                )
             )
             return ""
         return env[var]
@@ -405,14 +411,14 @@ def _substitute(
     return _ENV_REF.sub(replace, value)
 
 
-def _add_env_tokens(raw: dict[str, Any], env: Mapping[str, str], errors: list[str]) -> dict[str, Any]:
+def _add_env_tokens(raw: dict[str, Any], env: Mapping[str, str], problems: list[Problem]) -> dict[str, Any]:
     value = env.get(TOKENS_ENV, "")
     extra = [token.strip() for token in value.split(",") if token.strip()]
     for number, token in enumerate(extra, 1):
         try:
             _check_token(token)
         except ValueError as e:
-            errors.append(f"{TOKENS_ENV}: token {number}: {e}")
+            problems.append(Problem(TOKENS_ENV, 0, 0, f"token {number}", str(e)))
     if not extra:
         return raw
     api = raw.get("api")
@@ -425,60 +431,3 @@ def _add_env_tokens(raw: dict[str, Any], env: Mapping[str, str], errors: list[st
         return raw
     merged = list(dict.fromkeys([*tokens, *extra]))
     return {**raw, "api": {**api, "tokens": merged}}
-
-
-def _position(positions: Mapping[Loc, _Place], loc: Loc, *, key: bool = False) -> tuple[int, int] | None:
-    """(line, column) of the value at `loc` (of its key with `key`); a path the file does not hold is
-    placed at its closest enclosing key."""
-    if loc in positions:
-        return positions[loc].key if key else positions[loc].value
-    for end in range(len(loc) - 1, -1, -1):
-        if loc[:end] in positions:
-            return positions[loc[:end]].key
-    return None
-
-
-def _where(name: str, positions: Mapping[Loc, _Place], loc: Loc, *, key: bool = False) -> str:
-    position = _position(positions, loc, key=key)
-    return f"{name}:{position[0]}:{position[1]}" if position is not None else name
-
-
-def _dotted(loc: Loc) -> str:
-    return ".".join(str(part) for part in loc) or "(top)"
-
-
-def _model_at(path: Loc) -> type[BaseModel] | None:
-    """The config model of the section at `path` (None: not a section, e.g. inside flows.numbers)."""
-    model: type[BaseModel] = Config
-    for part in path:
-        info = model.model_fields.get(str(part))
-        if info is None or not (isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)):
-            return None
-        model = info.annotation
-    return model
-
-
-def _describe(name: str, positions: Mapping[Loc, _Place], error: Any) -> tuple[tuple[int, int], str]:
-    """The error's place in the file (to report in file order) and its message."""
-    loc: Loc = tuple(error["loc"])
-    path = _dotted(loc)
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        parent = loc[:-1]
-        model = _model_at(parent)
-        known = list(model.model_fields) if model is not None else []
-        message = f"unknown key '{loc[-1]}'"
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        if close:
-            message += f" (did you mean '{close[0]}'?)"
-        elif known:
-            message += f"; the keys here are {', '.join(known)}"
-    elif error["type"] == "literal_error":
-        message = f"{message.replace('Input should be', 'must be')}"
-    elif error["type"] in ("model_type", "dict_type"):
-        message = "must be a mapping of keys"
-    key = error["type"] == "extra_forbidden"
-    return (
-        _position(positions, loc, key=key) or (0, 0),
-        f"{_where(name, positions, loc, key=key)}: {path}: {message}",
-    )

@@ -13,7 +13,8 @@ from pathlib import Path
 from ivr.checks import SOUND_EXTENSIONS
 from ivr.errors import FlowError, FlowErrors
 from ivr.flowset import FlowSet
-from ivr.loader import ParsedFlow, load_flows, parse_yaml
+from ivr.loader import ParsedFlow, load_flows, read_flow_yaml
+from yamlfile import Document
 
 FLOW_SUFFIXES = (".yaml", ".yml")
 
@@ -52,12 +53,11 @@ def read_flow_files(paths: Sequence[Path]) -> dict[str, ParsedFlow]:
         except OSError as e:
             errors.append(FlowError(str(path), 1, 1, "", f"cannot read the file: {_reason(e)}"))
     sounds: dict[str, frozenset[str]] = {}
+    documents: dict[str, Document] = {}
     for filename, text in texts.items():
-        try:
-            data, positions = parse_yaml(text, filename)
-        except FlowErrors:
-            continue  # reported by load_flows below
-        if not isinstance(data, dict):
+        document = documents[filename] = read_flow_yaml(text, filename)
+        data, positions = document.data, document.positions
+        if not document.readable or not isinstance(data, dict):
             continue
         name, folder_name = data.get("flow"), data.get("sounds")
         if not isinstance(name, str) or not isinstance(folder_name, str):
@@ -75,7 +75,7 @@ def read_flow_files(paths: Sequence[Path]) -> dict[str, ParsedFlow]:
                 )
             )
     try:
-        flows = load_flows(texts, sounds=sounds)
+        flows = load_flows(texts, sounds=sounds, documents=documents)
     except FlowErrors as e:
         raise FlowErrors([*errors, *e.errors]) from None
     if errors:

@@ -133,6 +133,10 @@ def check_flows(
     return problems
 
 
+#: At most this many unknown node names of a flow get a did-you-mean (each costs a pass over every node).
+_MOST_HINTS = 100
+
+
 def _unknown_node(target: str, flow: Flow, exit: Exit | None, flow_names: Iterable[str]) -> str:
     """`unknown node 'x'` and what to write instead: the closest of the flow's nodes, the flow it names,
     or the nodes there are."""
@@ -154,14 +158,27 @@ def _targets(
 ) -> Iterator[Problem]:
     known = set(flow.nodes) | skipped.nodes
     flow_names = set(flows) | (failed_flows or frozenset())
+    # each unknown name gets its hint once, and only the first _MOST_HINTS of them a did-you-mean, so
+    # that a large flow with many mistakes is still checked in seconds
+    hints: dict[tuple[str, bool], str] = {}
+
+    def unknown(target: str, exit: Exit | None) -> str:
+        key = (target, exit is not None and exit.accepts_flow)
+        if key not in hints:
+            if len(hints) < _MOST_HINTS or target in flow_names:
+                hints[key] = _unknown_node(target, flow, exit, flow_names)
+            else:
+                hints[key] = f"unknown node '{target}'; add it under nodes: or correct the name"
+        return hints[key]
+
     if flow.start not in known:
-        yield Problem(name, ("start",), _unknown_node(flow.start, flow, None, flow_names), at_value=True)
+        yield Problem(name, ("start",), unknown(flow.start, None), at_value=True)
     for node_id, node in flow.nodes.items():
         for exit in node.exits():
             at = ("nodes", node_id, *exit.path)
             if exit.flow is None:
                 if exit.node is not None and exit.node not in known:
-                    yield Problem(name, at, _unknown_node(exit.node, flow, exit, flow_names), at_value=True)
+                    yield Problem(name, at, unknown(exit.node, exit), at_value=True)
                 continue
             if exit.flow not in flows:
                 if failed_flows is not None and exit.flow not in failed_flows:
@@ -302,12 +319,12 @@ def _graph(
 
     order = {v: i for i, v in enumerate(edges)}
     still = {v for v in edges if not waits(flows[v[0]].nodes[v[1]])}
-    spinning: list[set[Vertex]] = []
+    spinning: set[frozenset[Vertex]] = set()  # a set: a large flow may have thousands of loops
     for component in _components(sorted(still, key=order.__getitem__), _within(edges, still)):
         first = min(component, key=order.__getitem__)
         if len(component) == 1 and first not in edges[first]:
             continue
-        spinning.append(component)
+        spinning.add(frozenset(component))
         cycle = _cycle(first, _within(edges, component))
         path = " -> ".join(_label(v, first[0]) for v in cycle)
         yield Problem(
@@ -324,7 +341,7 @@ def _graph(
     leaving = _reach(exits, lambda v: backwards[v])
     trapped = {v for v in reached if v not in leaving}
     for component in _components(sorted(trapped, key=order.__getitem__), lambda v: edges[v]):
-        if any(t not in component for v in component for t in edges[v]) or component in spinning:
+        if any(t not in component for v in component for t in edges[v]) or frozenset(component) in spinning:
             continue  # it leads into a loop reported on its own
         first = min(component, key=order.__getitem__)
         members = ", ".join(_label(v, first[0]) for v in sorted(component, key=order.__getitem__))

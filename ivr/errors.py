@@ -9,32 +9,18 @@ The exception tree::
 A :class:`FlowError` is not raised on its own: a bad flow file usually has several mistakes, and an admin
 fixes them best from one complete list, so loading collects them all and raises one :class:`FlowErrors`.
 Each reads like a compiler message, ``flows/main.yaml:12:5: nodes.sales.options.1: unknown node 'sails'
-(did you mean 'sales'?)``, so editors and terminals can jump to the spot.
+; did you mean 'sales'?``, so editors and terminals can jump to the spot. A FlowError is the
+`yamlfile.Problem` every YAML file of the service reports its mistakes with.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from yamlfile import Problem
 
-@dataclass(frozen=True, order=True)
-class FlowError:
-    """One mistake in a flow file: the file, the 1-based line and column, the dotted key path and what to
-    fix. The path is empty when the mistake is not inside a key (a YAML syntax error, an unreadable
-    file)."""
-
-    file: str
-    line: int
-    column: int
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
-        if self.path:
-            return f"{where}: {self.path}: {self.message}"
-        return f"{where}: {self.message}"
+#: One mistake in a flow file: the file, the 1-based line and column, the dotted key path and what to fix.
+FlowError = Problem
 
 
 class IvrError(Exception):

@@ -12,6 +12,8 @@ from typing import Annotated, Any, ClassVar
 import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from yamlfile.schema import boolean_fix
+
 NodeId = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$", max_length=64)]
 VariableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 PromptName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-./]+$")]
@@ -35,12 +37,6 @@ LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}([_-][A-Za-z]{2,4})?$")
 #: What a caller keys in: the keys a node that collects digits may receive.
 CALLER_KEYS = "0123456789*#"
 
-#: Words YAML 1.1 (and pydantic's lax mode) read as booleans, and what a flow writes instead.
-_FLAG_WORDS = {
-    **dict.fromkeys(("yes", "y", "on", "1", "t"), "true"),
-    **dict.fromkeys(("no", "n", "off", "0", "f"), "false"),
-}
-
 
 def _shown(value: Any) -> str:
     if value is None:
@@ -56,9 +52,7 @@ def _shown(value: Any) -> str:
 
 def flag_error(value: Any, expected: str = "true or false") -> ValueError:
     """`expected true or false, got 'yes'; write true`: one message for every boolean key of a flow."""
-    word = _FLAG_WORDS.get(str(value).strip().lower()) if isinstance(value, str | int) else None
-    fix = f"write {word}" if word else "write true or false"
-    return ValueError(f"expected {expected}, got {_shown(value)}; {fix}")
+    return ValueError(f"expected {expected}, got {_shown(value)}; {boolean_fix(value)}")
 
 
 def _flag(value: Any) -> Any:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
+
+from yamlfile.schema import did_you_mean as yaml_did_you_mean
 
 #: The most names a message lists before it cuts the list short.
 LISTED = 8
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """` (did you mean 'x'?)` for the closest of `choices`, or nothing."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    """`; did you mean 'x'?` for the closest of `choices`, or nothing: the one hint of every YAML file."""
+    return yaml_did_you_mean(word, choices)
 
 
 def listed(names: Iterable[str]) -> str:

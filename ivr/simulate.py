@@ -86,24 +86,71 @@ def lookup_answers(spec: Any) -> LookupAnswer:
     - `{"status": 200, "body": {...}}` answers every lookup so; `{"fail": "timeout"}` fails them;
     - `{"<part of a URL>": <one of the above, or a plain JSON body>, ...}` answers by URL;
     - any other JSON object is the body of a 200 answer to every lookup.
+
+    Raises ValueError, naming the part and what to write instead, for a value of another shape (a list,
+    text, a status that is no HTTP status, a reason that is not text).
     """
+    how = (
+        'write {"status": 200, "body": {...}}, {"fail": "timeout"}, a JSON object as the body, or such '
+        'answers by part of the URL: {"/customers": {...}}'
+    )
+
+    def checked(answer: Any, where: str) -> ev.LookupFailed | tuple[int, Any] | Any:
+        """A failure, a (status, body) answer, or a plain body; ValueError for anything else."""
+        if not isinstance(answer, dict):
+            kind = "a list" if isinstance(answer, list) else json.dumps(answer)
+            raise ValueError(f"{where}the answer is {kind}, not a JSON object; {how}")
+        if "fail" in answer:
+            extra = sorted(set(answer) - {"fail"})
+            if extra:
+                raise ValueError(f"{where}'fail' comes alone, not with {', '.join(extra)}; keep one of them")
+            reason = answer["fail"]
+            if reason is not None and not isinstance(reason, str):
+                raise ValueError(
+                    f"{where}'fail' holds {json.dumps(reason)}; give the reason as text, e.g. "
+                    '{"fail": "timeout"}'
+                )
+            return ev.LookupFailed("", reason or "the CRM failed (no reason given)")
+        if "status" in answer or "body" in answer:
+            extra = sorted(set(answer) - {"status", "body"})
+            if extra:
+                raise ValueError(
+                    f"{where}unknown key '{extra[0]}' beside status and body; write "
+                    '{"status": 200, "body": {...}}'
+                )
+            status = answer.get("status", 200)
+            if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+                raise ValueError(
+                    f"{where}'status' is {json.dumps(status)}, not an HTTP status; write a whole number such "
+                    "as 200 or 404"
+                )
+            return status, answer.get("body")
+        return answer
 
     def one(answer: Any, request: act.Lookup) -> ev.LookupAnswered | ev.LookupFailed:
-        if isinstance(answer, dict) and "fail" in answer:
-            return ev.LookupFailed(request.request_id, str(answer["fail"]))
-        if isinstance(answer, dict) and ("status" in answer or "body" in answer):
-            return ev.LookupAnswered(request.request_id, int(answer.get("status", 200)), answer.get("body"))
+        if isinstance(answer, ev.LookupFailed):
+            return ev.LookupFailed(request.request_id, answer.reason)
+        if isinstance(answer, tuple):
+            return ev.LookupAnswered(request.request_id, answer[0], answer[1])
         return ev.LookupAnswered(request.request_id, 200, answer)
+
+    by_url: dict[str, Any] | None = None
+    single: Any = None
+    if spec is not None:
+        if isinstance(spec, dict) and spec and all(_looks_like_url_part(k) for k in spec):
+            by_url = {part: checked(value, f"the answer for '{part}': ") for part, value in spec.items()}
+        else:
+            single = checked(spec, "")
 
     def answer(request: act.Lookup) -> ev.LookupAnswered | ev.LookupFailed:
         if spec is None:
             return ev.LookupFailed(request.request_id, "no answer given (use --lookup FILE)")
-        if isinstance(spec, dict) and spec and all(_looks_like_url_part(k) for k in spec):
-            for part, value in spec.items():
+        if by_url is not None:
+            for part, value in by_url.items():
                 if part in request.url:
                     return one(value, request)
             return ev.LookupFailed(request.request_id, f"no answer given for {request.url}")
-        return one(spec, request)
+        return one(single, request)
 
     return answer
 

@@ -78,7 +78,7 @@ def test_a_clean_flow_has_no_problems() -> None:
 )
 def test_every_field_naming_a_node_is_checked(node: dict[str, Any], path: str) -> None:
     flow = make({"a": node, "sales": BYE})
-    assert messages(flow) == [f"{path}: unknown node 'sails' (did you mean 'sales'?)"]
+    assert messages(flow) == [f"{path}: unknown node 'sails'; did you mean 'sales'?"]
 
 
 def test_unknown_target_without_a_close_name_lists_the_nodes() -> None:
@@ -122,7 +122,7 @@ def test_unknown_target_problems_point_at_the_value() -> None:
 
 def test_start_must_be_a_node() -> None:
     flow = make({"main": {"play": "x", "next": "bye"}, "bye": BYE}, start="mian")
-    assert messages(flow) == ["start: unknown node 'mian' (did you mean 'main'?)"]
+    assert messages(flow) == ["start: unknown node 'mian'; did you mean 'main'?"]
 
 
 def test_goto_into_another_flow() -> None:
@@ -140,7 +140,7 @@ def test_goto_without_node_enters_the_other_flows_start() -> None:
 def test_goto_to_an_unknown_flow() -> None:
     main = make({"a": {"goto": {"flow": "shraed"}}})
     shared = make({"entry": BYE}, name="shared")
-    assert messages(main, shared) == ["nodes.a.goto.flow: unknown flow 'shraed' (did you mean 'shared'?)"]
+    assert messages(main, shared) == ["nodes.a.goto.flow: unknown flow 'shraed'; did you mean 'shared'?"]
     assert messages(main) == [
         "nodes.a.goto.flow: unknown flow 'shraed'; load the file that has flow: shraed, or name a loaded flow (main)"
     ]
@@ -150,7 +150,7 @@ def test_goto_to_an_unknown_node_of_another_flow() -> None:
     main = make({"a": {"goto": {"flow": "shared", "node": "bussy"}}})
     shared = make({"start": {"play": "x", "next": "busy"}, "busy": BYE}, name="shared")
     assert messages(main, shared) == [
-        "nodes.a.goto.node: flow 'shared' has no node 'bussy' (did you mean 'busy'?)"
+        "nodes.a.goto.node: flow 'shared' has no node 'bussy'; did you mean 'busy'?"
     ]
 
 
@@ -186,7 +186,7 @@ def test_a_node_reached_by_a_goto_from_another_flow_is_reachable() -> None:
 
 def test_no_unreachable_reports_while_a_target_is_unknown() -> None:
     flow = make({"a": {"play": "x", "next": "sails"}, "sales": BYE})
-    assert messages(flow) == ["nodes.a.next: unknown node 'sails' (did you mean 'sales'?)"]
+    assert messages(flow) == ["nodes.a.next: unknown node 'sails'; did you mean 'sales'?"]
 
 
 def test_a_loop_the_caller_cannot_leave() -> None:
@@ -418,7 +418,7 @@ def test_branch_on_an_unknown_schedule() -> None:
         schedules={"office": OFFICE},
     )
     assert messages(flow) == [
-        "nodes.b.branch.0.if.schedule: unknown schedule 'ofice' (did you mean 'office'?)",
+        "nodes.b.branch.0.if.schedule: unknown schedule 'ofice'; did you mean 'office'?",
         "nodes.b.branch.1.if.any.1.not.schedule: unknown schedule 'weekend'; define it under schedules: or name "
         "one defined there (office)",
     ]
@@ -480,5 +480,5 @@ def test_waits() -> None:
 
 
 def test_did_you_mean() -> None:
-    assert did_you_mean("sails", ["sales", "support"]) == " (did you mean 'sales'?)"
+    assert did_you_mean("sails", ["sales", "support"]) == "; did you mean 'sales'?"
     assert did_you_mean("zzz", ["sales"]) == ""

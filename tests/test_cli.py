@@ -188,3 +188,67 @@ def test_schema_rejects_a_broken_flow() -> None:
     assert list(validator.iter_errors(bad))
     no_type = {"flow": "x", "start": "a", "nodes": {"a": {"next": "a"}}}
     assert list(validator.iter_errors(no_type))
+
+
+LOOKUP_FLOW = """\
+flow: lk
+start: find
+nodes:
+  find:
+    lookup:
+      url: https://crm.example.com/customers?phone={caller}
+      fields: {tier: customer.tier}
+    next: bye
+    fallback: bye
+  bye:
+    hangup: goodbye
+"""
+
+HOW = (
+    'write {"status": 200, "body": {...}}, {"fail": "timeout"}, a JSON object as the body, or such answers by '
+    'part of the URL: {"/customers": {...}}'
+)
+
+#: the JSON of a --lookup file -> the line simulate prints for the CRM's answer, or its error
+LOOKUP_SHAPES: dict[str, str] = {
+    '{"status": 200, "body": {"customer": {"tier": "gold"}}}': "CRM answered 200",
+    '{"customer": {"tier": "gold"}}': "CRM answered 200",
+    "{}": "CRM answered 200 {}",
+    '{"status": 200, "body": [1]}': "lookup_failed node=find reason=the answer is not a JSON object",
+    '{"status": 404}': "lookup_failed node=find reason=HTTP status 404",
+    '{"fail": "timeout"}': "CRM lookup failed: timeout",
+    '{"fail": null}': "CRM lookup failed: the CRM failed (no reason given)",
+    '{"https://crm.example.com": {"fail": "timeout"}}': "CRM lookup failed: timeout",
+    '{"/orders": {"status": 200}}': "CRM lookup failed: no answer given for https://crm.example.com/",
+    '{"status": "x"}': """'status' is "x", not an HTTP status; write a whole number such as 200 or 404""",
+    '{"status": null}': "'status' is null, not an HTTP status; write a whole number such as 200 or 404",
+    '{"status": 200.5}': "'status' is 200.5, not an HTTP status; write a whole number such as 200 or 404",
+    '{"status": true}': "'status' is true, not an HTTP status; write a whole number such as 200 or 404",
+    '{"status": 42}': "'status' is 42, not an HTTP status; write a whole number such as 200 or 404",
+    '{"status": 200, "bdy": {}}': """unknown key 'bdy' beside status and body; write {"status": 200, "body": {...}}""",
+    '{"fail": {"a": 1}}': """'fail' holds {"a": 1}; give the reason as text, e.g. {"fail": "timeout"}""",
+    '{"fail": "x", "status": 500}': "'fail' comes alone, not with status; keep one of them",
+    "[1, 2]": f"the answer is a list, not a JSON object; {HOW}",
+    '"text"': f'the answer is "text", not a JSON object; {HOW}',
+    "5": f"the answer is 5, not a JSON object; {HOW}",
+    "null": "the file holds null; write the CRM's answers as a JSON object",
+    '{"https://crm": {"status": "x"}}': """the answer for 'https://crm': 'status' is "x", not an HTTP status""",
+    '{"https://crm": [1]}': "the answer for 'https://crm': the answer is a list, not a JSON object",
+    "{": "not a JSON file",
+}
+
+
+@pytest.mark.parametrize("shape", sorted(LOOKUP_SHAPES))
+def test_simulate_lookup_answers_of_every_shape(tmp_path: Path, shape: str) -> None:
+    flow = write(tmp_path, "lk.yaml", LOOKUP_FLOW)
+    answers = write(tmp_path, "crm.json", shape)
+    result = CliRunner().invoke(main, ["simulate", str(flow), "--digits", "", "--lookup", str(answers)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    expected = LOOKUP_SHAPES[shape]
+    if result.exit_code == 0:
+        assert expected in result.output
+        assert "call ends: hangup" in result.output
+    else:
+        assert result.exit_code == 2
+        assert "Invalid value for --lookup" in result.output
+        assert expected in " ".join(result.output.split())

@@ -117,7 +117,7 @@ def test_a_bad_config_is_reported_with_its_place(tmp_path: Path) -> None:
     config.write_text("store:\n  uri: x\n", encoding="utf-8")
     code, _, err = run("contacts", "--config", str(config))
     assert code == 1
-    assert err == f"{config}:2:3: store.uri: unknown key 'uri' (did you mean 'url'?)\n"
+    assert err == f"{config}:2:3: store.uri: unknown key 'uri'; did you mean 'url'?\n"
 
 
 def test_contacts_table(db: Path) -> None:

@@ -161,11 +161,12 @@ flow: {}
     )
     assert errors_of(path) == [
         f"{path}:3:11: api.listen: 'localhost' has no port from 0 to 65535; write it like 127.0.0.1:8080",
-        f"{path}:4:3: api.toknes: unknown key 'toknes' (did you mean 'tokens'?)",
-        f"{path}:6:10: log.level: must be 'debug', 'info', 'warning' or 'error'",
+        f"{path}:4:3: api.toknes: unknown key 'toknes'; did you mean 'tokens'?",
+        f"{path}:6:10: log.level: expected one of 'debug', 'info', 'warning', 'error', got 'loud'; "
+        "write one of them",
         f"{path}:9:8: store.url: the store URL must start with sqlite+aiosqlite:/// (a file) or "
         "postgresql+asyncpg:// (e.g. postgresql+asyncpg://hotline:${DB_PASSWORD}@db.example.com/hotline)",
-        f"{path}:10:1: flow: unknown key 'flow' (did you mean 'flows'?)",
+        f"{path}:10:1: flow: unknown key 'flow'; did you mean 'flows'?",
     ]
 
 
@@ -224,23 +225,28 @@ def test_mistakes_in_the_asterisk_section(tmp_path: Path) -> None:
     assert errors_of(path) == [
         f"{path}:2:12: asterisk.ari_url: '127.0.0.1:8088' is not an http:// or https:// URL; "
         "write it like http://127.0.0.1:8088/ari",
-        f"{path}:4:5: asterisk.ami.secrt: unknown key 'secrt' (did you mean 'secret'?)",
-        f"{path}:5:11: asterisk.ami.port: Input should be greater than or equal to 1",
+        f"{path}:4:5: asterisk.ami.secrt: unknown key 'secrt'; did you mean 'secret'?",
+        f"{path}:5:11: asterisk.ami.port: must be at least 1, got 0; write a whole number from 1 to 65535",
         f"{path}:6:17: asterisk.agi.listen: 'agi' has no port from 0 to 65535; write it like 127.0.0.1:8080",
     ]
 
 
 def test_a_section_that_is_not_a_mapping(tmp_path: Path) -> None:
     path = write(tmp_path, "api: 8080\n")
-    assert errors_of(path) == [f"{path}:1:6: api: must be a mapping of keys"]
+    assert errors_of(path) == [
+        f"{path}:1:6: api: expected a mapping, got 8080; write key: value entries under it"
+    ]
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("- a\n- b\n", "1:1: the config must be a mapping of keys (data_dir:, store:, api: ...)"),
-        ("api:\n  listen: [\n", "3:1: not valid YAML:"),
-        ("log: {}\nlog: {}\n", "2:1: not valid YAML: found duplicate key"),
+        (
+            "- a\n- b\n",
+            "1:1: the file holds a list; the config is a mapping of keys (data_dir:, store:, api: ...)",
+        ),
+        ("api:\n  listen: [\n", "2:11: the '[' here is not closed; close it with ']'"),
+        ("log: {}\nlog: {}\n", "2:1: log: duplicate key 'log' (first at line 1); keep one of them"),
     ],
 )
 def test_a_file_that_is_not_a_config(tmp_path: Path, text: str, expected: str) -> None:
@@ -316,7 +322,8 @@ def test_a_missing_env_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ={})
     assert caught.value.errors == [
-        f"{path}: env_file: cannot read {tmp_path / 'nope.env'}: No such file or directory"
+        f"{path}:1:11: env_file: cannot read {tmp_path / 'nope.env'}: No such file or directory; fix env_file, "
+        "or create the file"
     ]
 
 
@@ -328,4 +335,4 @@ def test_routing_is_off_without_a_file_and_its_file_is_beside_the_config(tmp_pat
     config = load_config(write(tmp_path, "routing: {file: /etc/hotline/routing.yaml}\n"), environ={})
     assert config.routing.file == Path("/etc/hotline/routing.yaml")
     path = write(tmp_path, "routing:\n  fle: routing.yaml\n")
-    assert errors_of(path) == [f"{path}:2:3: routing.fle: unknown key 'fle' (did you mean 'file'?)"]
+    assert errors_of(path) == [f"{path}:2:3: routing.fle: unknown key 'fle'; did you mean 'file'?"]

@@ -18,37 +18,42 @@ NODE_TYPES = ", ".join(TYPE_KEYS)
 
 #: file -> the lines after `file:` that loading it must print, in order
 GOLDEN: dict[str, list[str]] = {
-    "yaml_syntax.yaml": ["5:18: invalid YAML: mapping values are not allowed here"],
-    "not_a_flow.yaml": ["1:1: a flow file is a mapping with flow:, start: and nodes:; got a list"],
+    "yaml_syntax.yaml": [
+        "5:11: a value holding ': ' must be quoted; write it in quotes: 'welcome: to the hotline'"
+    ],
+    "not_a_flow.yaml": ["1:1: the file holds a list; a flow file is a mapping with flow:, start: and nodes:"],
     "duplicate_key.yaml": [
-        "9:7: nodes.main.options.1: duplicate key '1' (first at line 7)",
-        "11:5: nodes.main.timeout: duplicate key 'timeout' (first at line 10)",
+        "9:7: nodes.main.options.1: duplicate key '1' (first at line 7); keep one of them",
+        "11:5: nodes.main.timeout: duplicate key 'timeout' (first at line 10); keep one of them",
     ],
     "unknown_key.yaml": [
-        "7:5: nodes.main.timout: unknown key 'timout' (did you mean 'timeout'?)",
-        "10:26: nodes.sales.queue.max_wiat: unknown key 'max_wiat' (did you mean 'max_wait'?)",
+        "7:5: nodes.main.timout: unknown key 'timout'; did you mean 'timeout'?",
+        "10:26: nodes.sales.queue.max_wiat: unknown key 'max_wiat'; did you mean 'max_wait'?",
     ],
-    "missing_key.yaml": ["4:3: nodes.welcome.next: required key 'next' is missing"],
+    "missing_key.yaml": [
+        "4:3: nodes.welcome.next: required key 'next' is missing; add 'next:' with a node name"
+    ],
     "wrong_type.yaml": [
-        "7:14: nodes.main.timeout: expected a number, got 'five'",
-        "8:5: nodes.main.retries: expected a whole number, got a list",
+        "7:14: nodes.main.timeout: expected a number, got 'five'; write a number such as 30 or 2.5",
+        "8:5: nodes.main.retries: expected a whole number, got a list; write a whole number such as 30",
     ],
     "bad_names.yaml": [
         "1:7: flow: 'hot line' is not a name; use letters, digits, _ and -",
-        "6:15: nodes.main.options.1a: '1a' is not a key sequence; use 1 to 8 of the keys 0-9, * and #",
-        "9:18: nodes.bye.description: expected text, got 42",
+        "6:15: nodes.main.options.1a: '1a' is not a key sequence; use 1 to 8 of the keys 0-9, * and # "
+        "('#' and '*' in quotes)",
+        "9:18: nodes.bye.description: expected text, got 42; write it in quotes: '42'",
     ],
     "no_type_key.yaml": [
-        f"4:3: nodes.welcome: a node needs exactly one type key: {NODE_TYPES} (did you mean 'play' for 'plya'?)"
+        f"4:3: nodes.welcome: a node needs exactly one type key: {NODE_TYPES}; did you mean 'play' for 'plya'?"
     ],
     "two_type_keys.yaml": [
         "4:3: nodes.welcome: a node needs exactly one type key, not 'play' and 'menu'; split it into 2 nodes"
     ],
     "unknown_target.yaml": [
-        "7:10: nodes.main.options.1: unknown node 'sails' (did you mean 'sales'?)",
-        "9:14: nodes.main.failure: unknown node 'by' (did you mean 'bye'?)",
+        "7:10: nodes.main.options.1: unknown node 'sails'; did you mean 'sales'?",
+        "9:14: nodes.main.failure: unknown node 'by'; did you mean 'bye'?",
     ],
-    "unknown_start.yaml": ["2:8: start: unknown node 'mian' (did you mean 'main'?)"],
+    "unknown_start.yaml": ["2:8: start: unknown node 'mian'; did you mean 'main'?"],
     "unreachable.yaml": [
         "7:3: nodes.survey: no path from start 'welcome' leads to node 'survey'; link it or remove it"
     ],
@@ -80,7 +85,7 @@ GOLDEN: dict[str, list[str]] = {
         "range mon-fri",
     ],
     "unknown_schedule.yaml": [
-        "10:24: nodes.open.branch.0.if.schedule: unknown schedule 'ofice' (did you mean 'office'?)"
+        "10:24: nodes.open.branch.0.if.schedule: unknown schedule 'ofice'; did you mean 'office'?"
     ],
     "unknown_goto_flow.yaml": [
         "5:18: nodes.busy.goto.flow: unknown flow 'shraed'; load the file that has flow: shraed, or name a loaded "
@@ -111,12 +116,22 @@ GOLDEN: dict[str, list[str]] = {
     ],
     "suggest_valid_only.yaml": [
         "6:18: nodes.main.options.1: unknown node 'sails'; add it under nodes: or name one of main, support, bye",
-        "9:36: nodes.sales.queue.priority: expected a whole number, got 'high'",
+        "9:36: nodes.sales.queue.priority: expected a whole number, got 'high'; write a whole number such as 30",
+    ],
+    "comment_as_value.yaml": [
+        "7:13: nodes.main.repeat: '#' begins a YAML comment here; write '#' in quotes",
+        "12:17: nodes.account.terminator: '#' begins a YAML comment here; write '#' in quotes",
+    ],
+    "comment_entry.yaml": ["8:7: nodes.main.options.#: '#' begins a YAML comment here; write '#' in quotes"],
+    "alias_as_value.yaml": ["7:13: '*' begins an alias (*name) here; write '*' in quotes"],
+    "indented_key.yaml": [
+        "6:7: this line is indented more than the key above it, which already has a value; line it up with "
+        "'play:'"
     ],
     "many_errors.yaml": [
-        "7:10: nodes.main.options.1: unknown node 'sails' (did you mean 'sales'?)",
-        "9:5: nodes.main.timout: unknown key 'timout' (did you mean 'timeout'?)",
-        "14:38: nodes.support.queue.priority: expected a whole number, got 'high'",
+        "7:10: nodes.main.options.1: unknown node 'sails'; did you mean 'sales'?",
+        "9:5: nodes.main.timout: unknown key 'timout'; did you mean 'timeout'?",
+        "14:38: nodes.support.queue.priority: expected a whole number, got 'high'; write a whole number such as 30",
         "17:13: nodes.bye.hangup.prompt: prompt 'goodbye.wav' ends in '.wav'; name a sound without its extension, "
         "Asterisk picks the format",
     ],

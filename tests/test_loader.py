@@ -69,7 +69,7 @@ def test_yaml_1_2_values() -> None:
         "no": "no",
         "yes": "yes",
         "on": "off",
-        "01": 1,
+        "01": "01",
         "day": "2026-12-25",
         "at": "2026-12-25T10:00:00",
         "true": True,
@@ -189,25 +189,23 @@ def test_positions_of_list_items() -> None:
 
 def test_yaml_syntax_error_has_the_line_and_column() -> None:
     assert errors_of("flow: t\nnodes:\n  a: b: c\n") == [
-        "3:7: invalid YAML: mapping values are not allowed here"
+        "3:6: a value holding ': ' must be quoted; write it in quotes: 'b: c'"
     ]
 
 
 def test_yaml_syntax_error_names_what_was_open() -> None:
     assert errors_of("flow: t\nnodes: [a, b\nstart: a\n") == [
-        "3:6: invalid YAML: expected ',' or ']', but got ':' (while parsing a flow sequence at line 2)"
+        "2:8: the '[' here is not closed; close it with ']', or quote a value holding '['"
     ]
 
 
 def test_a_tab_indent_is_named() -> None:
-    assert errors_of("flow: t\nnodes:\n\ta: 1\n") == [
-        "3:1: invalid YAML: a tab cannot indent YAML; indent with spaces"
-    ]
+    assert errors_of("flow: t\nnodes:\n\ta: 1\n") == ["3:1: a tab cannot indent YAML; indent with spaces"]
 
 
 def test_two_documents_are_refused() -> None:
     assert errors_of("flow: a\n---\nflow: b\n") == [
-        "2:1: invalid YAML: but found another document (expected a single document in the stream at line 1)"
+        "2:1: a second YAML document begins here (after '---'); keep one document in the file"
     ]
 
 
@@ -219,9 +217,9 @@ def test_an_empty_file(text: str) -> None:
 def test_every_duplicate_key_is_reported_with_the_first_line() -> None:
     text = flow_with("play: x\nnext: bye\nnext: bye\nplay: y\nbarge_in: true\nnext: a")
     assert errors_of(text) == [
-        "7:5: nodes.a.next: duplicate key 'next' (first at line 6)",
-        "8:5: nodes.a.play: duplicate key 'play' (first at line 5)",
-        "10:5: nodes.a.next: duplicate key 'next' (first at line 6)",
+        "7:5: nodes.a.next: duplicate key 'next' (first at line 6); keep one of them",
+        "8:5: nodes.a.play: duplicate key 'play' (first at line 5); keep one of them",
+        "10:5: nodes.a.next: duplicate key 'next' (first at line 6); keep one of them",
     ]
 
 
@@ -257,7 +255,7 @@ nodes:
 
 def test_an_alias_inside_itself_is_refused() -> None:
     assert errors_of("flow: t\nstart: a\nnodes: &n\n  a: {hangup: *n}\n") == [
-        "3:8: nodes.a.hangup: an alias (*name) stands for a mapping or list that holds it"
+        "3:8: nodes.a.hangup: an alias (*name) stands for a mapping or list that holds it; remove the alias"
     ]
 
 
@@ -268,35 +266,37 @@ def test_aliases_cannot_blow_a_file_up() -> None:
     messages = errors_of("\n".join(lines) + "\n")
     assert len(messages) == 1
     assert messages[0].endswith(
-        "the file holds more than 100000 values; are aliases (*name) repeating each other?"
+        "aliases (*name) repeat more than 100000 values; write the repeated part fewer times, or give it a "
+        "name of its own"
     )
 
 
 def test_nesting_is_bounded() -> None:
     assert errors_of("a: " + "[" * 150 + "]" * 150 + "\n") == [
-        "1:103: invalid YAML: nested more than 100 levels deep"
+        "1:103: the file nests more than 100 levels deep; flatten it, or give the inner parts names of their own"
     ]
 
 
 def test_tags() -> None:
     assert errors_of(flow_with("play: !!int x\nnext: bye") + "extra: !custom 1\n") == [
-        "5:11: nodes.a.play: 'x' is not a valid !!int",
-        "9:1: extra: unknown key 'extra'",
-        "9:8: extra: unknown tag '!custom'; flow files use plain YAML values",
+        "5:11: nodes.a.play: 'x' is not a whole number; write one, or drop !!int",
+        "9:1: extra: unknown key 'extra'; the keys here are flow, description, languages, sounds, prompts, "
+        "schedules, variables, start, nodes",
+        "9:8: extra: unknown tag '!custom'; write the value without it",
     ]
 
 
 def test_a_non_text_key_is_refused() -> None:
     assert errors_of("? [a, b]\n: c\nflow: t\n") == [
-        "1:1: nodes: required key 'nodes' is missing",
-        "1:1: start: required key 'start' is missing",
-        "1:3: a key must be plain text, not a list or mapping",
+        "1:1: nodes: required key 'nodes' is missing; add 'nodes:' with a mapping",
+        "1:1: start: required key 'start' is missing; add 'start:' with a node name",
+        "1:3: a key must be plain text, not a list or mapping; write it as text",
     ]
 
 
 def test_a_flow_must_be_a_mapping() -> None:
     assert errors_of("- a\n- b\n") == [
-        "1:1: a flow file is a mapping with flow:, start: and nodes:; got a list"
+        "1:1: the file holds a list; a flow file is a mapping with flow:, start: and nodes:"
     ]
 
 
@@ -305,29 +305,29 @@ def test_a_flow_must_be_a_mapping() -> None:
 
 def test_unknown_key_with_did_you_mean() -> None:
     assert errors_of(flow_with("menu: m\noptions: {1: bye}\ntimout: 3")) == [
-        "7:5: nodes.a.timout: unknown key 'timout' (did you mean 'timeout'?)"
+        "7:5: nodes.a.timout: unknown key 'timout'; did you mean 'timeout'?"
     ]
 
 
 def test_unknown_key_of_a_node_that_another_type_has() -> None:
     assert errors_of(flow_with("queue: {name: q}\noverflow: bye\ntimeout: 3\nmax_wait: 9\nnext: bye")) == [
-        "7:5: nodes.a.timeout: unknown key 'timeout' (only menu, collect and language nodes have it)",
-        "8:5: nodes.a.max_wait: unknown key 'max_wait' (did you mean to put it under 'queue:'?)",
-        "9:5: nodes.a.next: unknown key 'next' (only play, collect, say, set, lookup, language and voicemail "
-        "nodes have it)",
+        "7:5: nodes.a.timeout: unknown key 'timeout'; only menu, collect and language nodes have it, remove it here",
+        "8:5: nodes.a.max_wait: unknown key 'max_wait'; put it under 'queue:'",
+        "9:5: nodes.a.next: unknown key 'next'; only play, collect, say, set, lookup, language and voicemail "
+        "nodes have it, remove it here",
     ]
 
 
 def test_unknown_top_level_key() -> None:
     assert errors_of("flow: t\nstrat: a\nstart: a\nnodes: {a: {hangup: }}\n") == [
-        "2:1: strat: unknown key 'strat' (did you mean 'start'?)"
+        "2:1: strat: unknown key 'strat'; did you mean 'start'?"
     ]
 
 
 def test_missing_keys_are_placed_at_their_parent() -> None:
     assert errors_of("flow: t\nnodes:\n  a:\n    play: x\n") == [
-        "1:1: start: required key 'start' is missing",
-        "3:3: nodes.a.next: required key 'next' is missing",
+        "1:1: start: required key 'start' is missing; add 'start:' with a node name",
+        "3:3: nodes.a.next: required key 'next' is missing; add 'next:' with a node name",
     ]
 
 
@@ -335,14 +335,16 @@ def test_wrong_types() -> None:
     assert errors_of(
         flow_with("menu: m\noptions: {1: bye}\ntimeout: five\nretries: 2.5\nbarge_in: maybe")
     ) == [
-        "7:14: nodes.a.timeout: expected a number, got 'five'",
-        "8:14: nodes.a.retries: expected a whole number, got 2.5",
+        "7:14: nodes.a.timeout: expected a number, got 'five'; write a number such as 30 or 2.5",
+        "8:14: nodes.a.retries: expected a whole number, got 2.5; write a whole number such as 30",
         "9:15: nodes.a.barge_in: expected true or false, got 'maybe'; write true or false",
     ]
 
 
 def test_text_expected_where_a_number_is_written() -> None:
-    assert errors_of(flow_with("play: x\nnext: 12")) == ["6:11: nodes.a.next: expected a node name, got 12"]
+    assert errors_of(flow_with("play: x\nnext: 12")) == [
+        "6:11: nodes.a.next: expected a node name, got 12; use letters, digits, _ and -, starting with a letter or _"
+    ]
 
 
 def test_names_that_break_their_pattern() -> None:
@@ -350,24 +352,25 @@ def test_names_that_break_their_pattern() -> None:
         "flow: t\nstart: a\nnodes:\n  a b: {hangup: }\n  a:\n    menu: m\n    options: {1a: a}\n"
     ) == [
         "4:3: nodes.a b: 'a b' is not a node name; use letters, digits, _ and -, starting with a letter or _",
-        "7:15: nodes.a.options.1a: '1a' is not a key sequence; use 1 to 8 of the keys 0-9, * and #",
+        "7:15: nodes.a.options.1a: '1a' is not a key sequence; use 1 to 8 of the keys 0-9, * and # "
+        "('#' and '*' in quotes)",
     ]
 
 
 def test_bounds_and_choices() -> None:
     assert errors_of(flow_with("say: x\nas: word\nnext: bye\n", extra="")) == [
-        "6:9: nodes.a.as: expected 'digits', 'number' or 'characters', got 'word'"
+        "6:9: nodes.a.as: expected one of 'digits', 'number', 'characters', got 'word'; write one of them"
     ]
     assert errors_of(flow_with("menu: m\noptions: {1: bye}\ntimeout: 0\nretries: 11")) == [
-        "7:14: nodes.a.timeout: must be more than 0, got 0",
-        "8:14: nodes.a.retries: must be at most 10, got 11",
+        "7:14: nodes.a.timeout: must be more than 0, got 0; write a number more than 0 and at most 3600",
+        "8:14: nodes.a.retries: must be at most 10, got 11; write a whole number from 0 to 10",
     ]
 
 
 def test_unions_report_the_member_that_fits_the_value() -> None:
     assert errors_of(flow_with("goto: {flow: 5, nod: x}")) == [
-        "5:18: nodes.a.goto.flow: expected a name, got 5",
-        "5:21: nodes.a.goto.nod: unknown key 'nod' (did you mean 'node'?)",
+        "5:18: nodes.a.goto.flow: expected a name, got 5; write it in quotes: '5'",
+        "5:21: nodes.a.goto.nod: unknown key 'nod'; did you mean 'node'?",
     ]
     assert errors_of(flow_with("goto: bad name")) == [
         "5:11: nodes.a.goto: 'bad name' is not a node name; use letters, digits, _ and -, starting with a letter or _"
@@ -376,11 +379,11 @@ def test_unions_report_the_member_that_fits_the_value() -> None:
 
 def test_unions_that_fit_nothing() -> None:
     assert errors_of(flow_with("set: {x: , y: [1]}\nnext: bye")) == [
-        "5:11: nodes.a.set.x: expected text, a number or true/false, got nothing",
-        "5:16: nodes.a.set.y: expected text, a number or true/false, got a list",
+        "5:11: nodes.a.set.x: expected text, a number or true/false, got nothing; write text, a number or true/false",
+        "5:16: nodes.a.set.y: expected text, a number or true/false, got a list; write text, a number or true/false",
     ]
     assert errors_of(flow_with("language: 5\nnext: bye")) == [
-        "5:15: nodes.a.language: expected a mapping or text, got 5"
+        "5:15: nodes.a.language: expected a mapping or text, got 5; write a mapping or text"
     ]
 
 
@@ -391,12 +394,14 @@ def test_aliased_keys_are_shown_as_written() -> None:
         "    closures: [{from: soon, to: 2026-01-01 10:00}]\n",
     )
     assert errors_of(text) == [
-        "6:23: schedules.o.closures.0.from: expected a date and time such as 2026-12-24 12:00, got 'soon'",
-        "9:3: nodes.a.else: required key 'else' is missing",
-        "11:9: nodes.a.branch.0.if: required key 'if' is missing",
-        "12:26: nodes.a.branch.1.if.in: expected a list, got 5",
-        "12:35: nodes.a.branch.1.if.not.bogus: unknown key 'bogus'",
-        "14:5: nodes.a.else_: unknown key 'else_' (did you mean 'else'?)",
+        "6:23: schedules.o.closures.0.from: expected a date and time such as 2026-12-24 12:00, got 'soon'; "
+        "write it like 2026-12-24 12:00",
+        "9:3: nodes.a.else: required key 'else' is missing; add 'else:' with a node name",
+        "11:9: nodes.a.branch.0.if: required key 'if' is missing; add 'if:' with a mapping",
+        "12:26: nodes.a.branch.1.if.in: expected a list, got 5; write a list such as [a, b]",
+        "12:35: nodes.a.branch.1.if.not.bogus: unknown key 'bogus'; the keys here are schedule, open, caller, "
+        "dialed, language, var, equals, not_equals, in, matches, exists, gt, ge, lt, le, any, all, not",
+        "14:5: nodes.a.else_: unknown key 'else_'; did you mean 'else'?",
     ]
 
 
@@ -406,10 +411,15 @@ def test_a_node_without_a_type_key() -> None:
         "callback, transfer, voicemail, goto, hangup"
     )
     assert errors_of(flow_with("plya: x\nnext: bye")) == [
-        f"4:3: nodes.a: {expected} (did you mean 'play' for 'plya'?)"
+        f"4:3: nodes.a: {expected}; did you mean 'play' for 'plya'?"
     ]
-    assert errors_of(flow_with("next: bye")) == [f"4:3: nodes.a: {expected}"]
-    assert errors_of("flow: t\nstart: a\nnodes:\n  a: hello\n") == [f"4:6: nodes.a: {expected}; got 'hello'"]
+    types = expected.split(": ", 1)[1]
+    assert errors_of(flow_with("next: bye")) == [
+        f"4:3: nodes.a: a node needs exactly one type key; add one of {types}"
+    ]
+    assert errors_of("flow: t\nstart: a\nnodes:\n  a: hello\n") == [
+        f"4:6: nodes.a: expected a node (a mapping with one type key), got 'hello'; write one of {types}"
+    ]
 
 
 def test_a_node_with_two_type_keys() -> None:
@@ -451,9 +461,9 @@ def test_schema_and_graph_errors_come_in_one_run_sorted_by_line() -> None:
     )
     text = text.replace("hangup: goodbye", "hangup: goodbye\n  survey: {play: q, next: bye}")
     assert errors_of(text) == [
-        "9:14: nodes.main.failure: unknown node 'by' (did you mean 'bye'?)",
-        "13:5: nodes.sales.timout: unknown key 'timout' (did you mean 'timeout'? only menu, collect and language "
-        "nodes have it)",
+        "9:14: nodes.main.failure: unknown node 'by'; did you mean 'bye'?",
+        "13:5: nodes.sales.timout: unknown key 'timout'; did you mean 'timeout'? only menu, collect and language "
+        "nodes have it",
     ]
 
 
@@ -461,14 +471,16 @@ def test_graph_checks_leave_out_nodes_the_schema_rejected() -> None:
     text = flow_with("play: x\nnext: b") + "  b:\n    play: [1]\n    next: bye\n  c: {goto: bye}\n"
     # b is left out of the graph, so nothing is reported as naming an unknown node b; nodes only b leads
     # to cannot be told from unreachable ones, so no node is reported unreachable
-    assert errors_of(text) == ["10:12: nodes.b.play.0: expected a prompt name, got 1"]
+    assert errors_of(text) == [
+        "10:12: nodes.b.play.0: expected a prompt name, got 1; write it in quotes: '1'"
+    ]
 
 
 def test_graph_checks_still_run_beside_schema_errors() -> None:
     text = flow_with("play: x\nnext: c\ntimout: 1") + "  c: {goto: c}\n"
     assert errors_of(text) == [
-        "7:5: nodes.a.timout: unknown key 'timout' (did you mean 'timeout'? only menu, collect and language nodes "
-        "have it)",
+        "7:5: nodes.a.timout: unknown key 'timout'; did you mean 'timeout'? only menu, collect and language nodes "
+        "have it",
         "8:3: nodes.bye: no path from start 'a' leads to node 'bye'; link it or remove it",
         "10:3: nodes.c: 'c' -> 'c' loop without waiting for the caller, so the call would spin forever; "
         "put a play, menu or collect in the loop",
@@ -518,8 +530,8 @@ def test_errors_of_every_file_together() -> None:
             }
         )
     assert [str(e) for e in caught.value.errors] == [
-        "main.yaml:5:32: nodes.a.goto.node: flow 'shared' has no node 'bussy' (did you mean 'busy'?)",
-        "shared.yaml:6:11: nodes.busy.next: unknown node 'by' (did you mean 'bye'?)",
+        "main.yaml:5:32: nodes.a.goto.node: flow 'shared' has no node 'bussy'; did you mean 'busy'?",
+        "shared.yaml:6:11: nodes.busy.next: unknown node 'by'; did you mean 'bye'?",
     ]
 
 
@@ -537,12 +549,12 @@ def test_a_goto_into_a_broken_file_is_not_reported_twice() -> None:
             {"main.yaml": MAIN, "shared.yaml": SHARED.replace("start: busy", "start: busy\nstart: x")}
         )
     assert [str(e) for e in caught.value.errors] == [
-        "shared.yaml:3:1: start: duplicate key 'start' (first at line 2)"
+        "shared.yaml:3:1: start: duplicate key 'start' (first at line 2); keep one of them"
     ]
     with pytest.raises(FlowErrors) as caught:
         load_flowset({"main.yaml": MAIN, "shared.yaml": "flow: [\n"})
     assert [str(e) for e in caught.value.errors] == [
-        "shared.yaml:2:1: invalid YAML: expected the node content, but found '<stream end>'"
+        "shared.yaml:1:7: the '[' here is not closed; close it with ']', or quote a value holding '['"
     ]
 
 

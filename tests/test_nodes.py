@@ -223,10 +223,10 @@ assert done.exit_code == 0, done.output
 (folder / "toy.yaml").write_text(FLOW.replace("times:", "tims:").replace("later: goodbye", "later: welcom"))
 done = cli.invoke(main, ["lint", "flows/toy.yaml"])
 assert done.exit_code == 1
-assert "nodes.doorbell.tims: unknown key 'tims' (did you mean 'times'?)" in done.output, done.output
+assert "nodes.doorbell.tims: unknown key 'tims'; did you mean 'times'?" in done.output, done.output
 (folder / "toy.yaml").write_text(FLOW.replace("later: goodbye", "later: welcom"))
 done = cli.invoke(main, ["lint", "flows/toy.yaml"])
-assert "nodes.doorbell.later: unknown node 'welcom' (did you mean 'welcome'?)" in done.output, done.output
+assert "nodes.doorbell.later: unknown node 'welcom'; did you mean 'welcome'?" in done.output, done.output
 (folder / "toy.yaml").write_text(FLOW.replace("later: goodbye", "later: welcome"))
 done = cli.invoke(main, ["lint", "flows/toy.yaml"])
 assert "nodes.doorbell.later: later is 'welcome' like next" in done.output, done.output

@@ -96,21 +96,22 @@ queues:
 estimates: 4
 """
     assert errors_of(text) == [
-        "routing.yaml:2:59: agents.ann.skills.support: must be at most 10, not 12",
-        "routing.yaml:5:15: agents.bob.endpoint: 'pjsip ann' is not a phone endpoint; write it as "
-        "TECH/resource, like PJSIP/agent1",
-        "routing.yaml:6:5: agents.bob.skils: unknown key 'skils' (did you mean 'skills'?)",
-        "routing.yaml:7:3: agents.cid: the key 'name' is missing; add it",
+        "routing.yaml:2:59: agents.ann.skills.support: must be at most 10, got 12; write a whole number from 1 "
+        "to 10",
+        "routing.yaml:5:15: agents.bob.endpoint: 'pjsip ann' is not an endpoint; write it as TECHNOLOGY/NAME, "
+        "e.g. PJSIP/agent1",
+        "routing.yaml:6:5: agents.bob.skils: unknown key 'skils'; did you mean 'skills'?",
+        "routing.yaml:7:3: agents.cid.name: required key 'name' is missing; add 'name:' with text",
         "routing.yaml:7:19: agents.cid.endpoint: PJSIP/ann is also the phone of agent 'ann'; give each "
         "agent a phone of their own (a feature code dialed from a phone must name one agent)",
-        "routing.yaml:7:38: agents.cid.wrapup: must be at least 0, not -1",
-        "routing.yaml:8:3: agents.bad name: 'bad name' cannot be a name: names hold letters, digits, _ and - "
-        "(at most 64)",
-        "routing.yaml:12:15: queues.support.strategy: 'longest_idel' is not one of 'longest_idle', "
-        "'best_skill', 'fewest_calls' or 'round_robin' (did you mean 'longest_idle'?)",
-        "routing.yaml:13:5: queues.support.priorty: unknown key 'priorty' (did you mean 'priority'?)",
-        "routing.yaml:15:15: queues.sales.max_wait: must be more than 0, not 0",
-        "routing.yaml:19:12: estimates: must be a mapping of keys",
+        "routing.yaml:7:38: agents.cid.wrapup: must be at least 0, got -1; write a number from 0 to 3600",
+        "routing.yaml:8:3: agents.bad name: 'bad name' is not a name; use letters, digits, _ and -",
+        "routing.yaml:12:15: queues.support.strategy: expected one of 'longest_idle', 'best_skill', "
+        "'fewest_calls', 'round_robin', got 'longest_idel'; did you mean 'longest_idle'?",
+        "routing.yaml:13:5: queues.support.priorty: unknown key 'priorty'; did you mean 'priority'?",
+        "routing.yaml:15:15: queues.sales.max_wait: must be more than 0, got 0; write a number more than 0 and "
+        "at most 86400",
+        "routing.yaml:19:12: estimates: expected a mapping, got 4; write key: value entries under it",
     ]
 
 
@@ -137,12 +138,13 @@ queues:
     assert isinstance(loaded, LoadedRouting)
     assert loaded.config.queues["support"].skills == {"support": 1, "polish": 3}
     assert loaded.warnings == (
-        "routing.yaml:2:50: agents.ann.skills.polsih: warning: no queue asks for skill 'polsih' "
-        "(did you mean 'polish'?)",
-        "routing.yaml:6:26: queues.support.skills.polish: warning: no agent has skill 'polish' "
-        "(did you mean 'polsih'?); its callers wait for nobody until an agent gets it",
+        "routing.yaml:2:50: agents.ann.skills.polsih: warning: no queue asks for skill 'polsih'"
+        "; did you mean 'polish'?",
+        "routing.yaml:6:26: queues.support.skills.polish: warning: no agent has skill 'polish', so its "
+        "callers wait for nobody until an agent gets it; did you mean 'polsih'?",
         "routing.yaml:8:30: queues.support.escalation.0.skills.french: warning: no agent has skill "
-        "'french'; its callers wait for nobody until an agent gets it",
+        "'french', so its callers wait for nobody until an agent gets it; give an agent the skill or drop "
+        "it here",
     )
 
 
@@ -159,13 +161,22 @@ def test_names_are_read_as_written_under_yaml_1_2() -> None:
     [
         ("", "routing.yaml:1:1: the file is empty; a routing file needs agents: and queues:"),
         ("# nothing yet\n", "routing.yaml:1:1: the file is empty; a routing file needs agents: and queues:"),
-        ("- ann\n", "routing.yaml:1:1: a routing file is a mapping of keys: agents:, queues:"),
-        ("agents: {}\nagents: {}\n", "routing.yaml:2:1: agents: duplicate key 'agents' (first at line 1)"),
+        (
+            "- ann\n",
+            "routing.yaml:1:1: the file holds a list; a routing file is a mapping of keys: agents:, queues:",
+        ),
+        (
+            "agents: {}\nagents: {}\n",
+            "routing.yaml:2:1: agents: duplicate key 'agents' (first at line 1); keep one of them",
+        ),
         (
             "agents: [\n",
-            "routing.yaml:2:1: invalid YAML: expected the node content, but found '<stream end>'",
+            "routing.yaml:1:9: the '[' here is not closed; close it with ']', or quote a value holding '['",
         ),
-        ("agents: 5\n", "routing.yaml:1:9: agents: must be a mapping of keys"),
+        (
+            "agents: 5\n",
+            "routing.yaml:1:9: agents: expected a mapping, got 5; write key: value entries under it",
+        ),
     ],
 )
 def test_a_file_that_is_not_a_routing_file(text: str, expected: str) -> None:

@@ -156,7 +156,8 @@ def test_a_bad_key_is_reported_at_its_line_and_column() -> None:
     with pytest.raises(FlowErrors) as raised:
         parse_flow(text, "main.yaml")
     assert [str(e) for e in raised.value.errors] == [
-        "main.yaml:8:14: nodes.q.queue.callback.key: 'x' is not a key; use one of 0-9, * and #"
+        "main.yaml:8:14: nodes.q.queue.callback.key: 'x' is not a key; use one of 0-9, * and # "
+        "('#' and '*' in quotes)"
     ]
 
 

@@ -90,9 +90,9 @@ nodes:
         for i, case in enumerate(self.branch):
             for path, cond in each_condition(case.if_, ("branch", i, "if")):
                 if cond.schedule is not None and cond.schedule not in known:
-                    hint = did_you_mean(cond.schedule, scope.schedules) or "; define it under schedules:"
-                    if scope.schedules and hint.startswith(";"):
-                        hint += f" or name one defined there ({listed(scope.schedules)})"
+                    hint = did_you_mean(cond.schedule, scope.schedules) or "; define it under schedules:" + (
+                        f" or name one defined there ({listed(scope.schedules)})" if scope.schedules else ""
+                    )
                     yield Finding(
                         (*path, "schedule"), f"unknown schedule '{cond.schedule}'{hint}", at_value=True
                     )
