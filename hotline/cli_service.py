@@ -26,6 +26,7 @@ import structlog
 from rich.console import Console
 from rich.markup import escape
 
+from contacts import EventName
 from hotline.asterisk.ari import AriClient
 from hotline.asterisk.errors import AriError, AriNotFound, AriUnauthorized, AriUnavailable
 from hotline.asterisk.events import AriEvent, ChannelDestroyed, ChannelHangupRequest, StasisEnd, StasisStart
@@ -43,9 +44,9 @@ HOTLINE_CONTEXT = "hotline"
 #: Node types that wait for the caller's keys.
 INPUT_NODES = frozenset(node.TYPE_KEY for node in REGISTRY if node.TAKES_KEYS)
 #: Events after which the engine asks for keys again.
-ASK_AGAIN = frozenset({"no_input", "invalid_input"})
+ASK_AGAIN: frozenset[EventName] = frozenset({"no_input", "invalid_input"})
 #: Events that end the caller's time with the IVR.
-ENDINGS = frozenset({"hung_up", "abandoned", "transferred"})
+ENDINGS: frozenset[EventName] = frozenset({"hung_up", "abandoned", "transferred"})
 #: The environment variable that sets the service's clock (ISO 8601), for demos and tests of opening hours.
 CLOCK_ENV = "HOTLINE_CLOCK_AT"
 #: How long the hotline may take to answer.
@@ -53,11 +54,11 @@ ANSWER_TIMEOUT = 10.0
 #: A group of --digits that presses nothing.
 WAIT = "wait"
 
-STYLE = {
+STYLE: dict[EventName, str] = {
     "node_entered": "cyan",
     "option_chosen": "bold yellow",
     "language_chosen": "bold yellow",
-    "digits_collected": "bold yellow",
+    "input_collected": "bold yellow",
     "no_input": "yellow",
     "invalid_input": "yellow",
     "hung_up": "bold green",

@@ -38,6 +38,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from contacts import EventName
 from hotline import metrics
 from hotline.agents.service import RoutingService
 from hotline.api import make_app
@@ -608,7 +609,7 @@ class Service:
                 except AriError as e:
                     log.warning("could not hang up a leftover call", channel=channel_id, error=str(e))
 
-    def _record_agi(self, call_id: str, event_type: str, data: dict[str, Any]) -> None:
+    def _record_agi(self, call_id: str, event_type: EventName, data: dict[str, Any]) -> None:
         """A contact event of a FastAGI call; the call id (Asterisk's uniqueid) names its contact."""
         if self.writer is None:
             return

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from contacts import EventName, produced_by
+
 
 @dataclass(frozen=True, slots=True)
 class Play:
@@ -61,7 +63,7 @@ class Lookup:
 class RecordEvent:
     """A contact event for the CRM store: `type` is one of `ivr.actions.EVENT_TYPES`."""
 
-    type: str
+    type: EventName
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -175,25 +177,5 @@ Action = (
 )
 
 #: Contact events the engine records; the store (hotline.store) knows these names.
-EVENT_TYPES: tuple[str, ...] = (
-    "call_started",
-    "node_entered",
-    "option_chosen",
-    "invalid_input",
-    "no_input",
-    "input_collected",
-    "lookup_done",
-    "lookup_failed",
-    "language_chosen",
-    "branch_taken",
-    "queued",
-    "queue_overflow",
-    "callback_chosen",
-    "callback_requested",
-    "transferred",
-    "transfer_failed",
-    "voicemail_left",
-    "abandoned",
-    "hung_up",
-    "flow_error",
-)
+#: The contact events the IVR engine records (`contacts.EVENTS` is the registry of them all).
+EVENT_TYPES: tuple[EventName, ...] = produced_by("ivr")

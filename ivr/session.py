@@ -67,10 +67,11 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from contacts import EventName
 from ivr import actions, events, model
 from ivr.conditions import Facts
 from ivr.flowset import FlowSet
-from ivr.nodes.base import Hold, OnKey, OnLookup, Then
+from ivr.nodes.base import Hold, OnKey, OnLookup, Retry, Then
 from ivr.prompts import prompt_media
 from ivr.templates import text
 
@@ -375,7 +376,7 @@ class Session:
     def emit(self, action: actions.Action) -> None:
         self._out.append(action)
 
-    def record(self, type_: str, **data: Any) -> None:
+    def record(self, type_: EventName, **data: Any) -> None:
         self.emit(actions.RecordEvent(type_, data))
 
     def new_id(self, prefix: str) -> str:
@@ -457,7 +458,7 @@ class Session:
 
     def retry(
         self,
-        kind: str,
+        kind: Retry,
         data: dict[str, Any],
         prompts: tuple[str, ...],
         *,

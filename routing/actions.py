@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from contacts import EventName
+
 
 @dataclass(frozen=True, slots=True)
 class OfferContact:
@@ -68,7 +70,7 @@ class RecordEvent:
     agent_no_answer, answered, abandoned (with where="queue" and wait), wrapup_ended."""
 
     contact_id: str
-    type: str
+    type: EventName
     data: dict[str, Any] = field(default_factory=dict)
 
 

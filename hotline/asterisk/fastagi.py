@@ -33,6 +33,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from contacts import EventName
 from ivr import actions, events
 from ivr.flowset import FlowSet
 from ivr.session import Session
@@ -59,7 +60,7 @@ TRANSFER_CONTEXT = "hotline-transfer"
 
 Identify = Callable[[str], Awaitable[Mapping[str, str] | None]]
 #: Writes a contact event: (call id, event type, data); the store writer in the service.
-Record = Callable[[str, str, dict[str, Any]], Awaitable[None] | None]
+Record = Callable[[str, EventName, dict[str, Any]], Awaitable[None] | None]
 #: Keeps a call-back a caller asked for: (call id, the request) -> the call-back's id; raises to refuse.
 KeepCallback = Callable[[str, actions.RequestCallback], Awaitable[str]]
 Flows = FlowSet | Callable[[], FlowSet]

@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contacts import EventName
 from hotline.store.db import MAX_LIMIT, Store, _aware, _decode_cursor, _encode_cursor
 from hotline.store.errors import InvalidPhone, InvalidQuery, StoreError
 from hotline.store.events import MAX_ID, ContactEvent, Page, encode_data, validate_event
@@ -122,7 +123,7 @@ def _record(row: sa.Row[Any]) -> Callback:
 
 def _event(
     callback: Callback,
-    kind: str,
+    kind: EventName,
     key: str,
     now: datetime,
     data: Mapping[str, Any],

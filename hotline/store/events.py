@@ -15,54 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+from contacts import EVENT_NAMES, EVENTS, EventName
 from hotline.store.errors import InvalidEvent
-from ivr.actions import EVENT_TYPES as IVR_EVENT_TYPES
 
-#: Who records each event and the keys of its `data` (every key is optional unless the projection says
-#: otherwise; producers may add keys of their own). docs/contacts.md explains each one.
-EVENT_DATA: Mapping[str, tuple[str, tuple[str, ...]]] = {
-    # recorded by the IVR engine (ivr.actions.EVENT_TYPES); the call runner adds `parent_id` to the
-    # `call_started` of a call-back and `customer_id` to `lookup_done` when it knows the customer
-    "call_started": ("ivr", ("flow", "caller", "caller_withheld", "dialed", "parent_id")),
-    "node_entered": ("ivr", ("node", "flow", "type")),
-    "option_chosen": ("ivr", ("node", "digits", "target")),
-    "invalid_input": ("ivr", ("node", "digits", "reason")),
-    "no_input": ("ivr", ("node",)),
-    "input_collected": ("ivr", ("node", "variable", "length", "value")),
-    "lookup_done": ("ivr", ("node", "status", "fields", "customer_id")),
-    "lookup_failed": ("ivr", ("node", "reason")),
-    "language_chosen": ("ivr", ("language", "how")),
-    "branch_taken": ("ivr", ("node", "case", "target")),
-    "queued": ("ivr", ("queue", "skills", "priority", "waited")),
-    "queue_overflow": ("ivr", ("queue", "reason")),
-    "callback_requested": ("ivr", ("queue", "number")),
-    "callback_chosen": ("ivr", ("queue", "waited")),
-    "transferred": ("ivr", ("kind", "target", "agent")),
-    "transfer_failed": ("ivr", ("node", "kind", "target", "reason")),
-    "voicemail_left": ("ivr", ("mailbox", "duration", "recording")),
-    "abandoned": ("ivr", ("where", "node", "flow", "queue", "wait")),
-    "hung_up": ("ivr", ("by", "node", "flow")),
-    "flow_error": ("ivr", ("node", "flow", "reason")),
-    # recorded by routing and the call runner
-    "announcement_played": ("routing", ("queue", "prompt")),
-    "position_announced": ("routing", ("queue", "position", "estimated_wait")),
-    "callback_offered": ("routing", ("queue", "position", "estimated_wait")),
-    "agent_offered": ("routing", ("queue", "agent")),
-    "agent_no_answer": ("routing", ("queue", "agent", "ring_seconds")),
-    "answered": ("routing", ("queue", "agent", "wait")),
-    "callback_scheduled": ("routing", ("queue", "number", "due", "outcome")),
-    "callback_attempted": ("routing", ("number", "attempt", "contact_id")),
-    "callback_attempt_ended": ("routing", ("callback_id", "attempt", "outcome")),
-    "callback_completed": ("routing", ("contact_id", "agent")),
-    "callback_failed": ("routing", ("reason", "attempts")),
-    "callback_expired": ("routing", ("reason",)),
-    "callback_cancelled": ("routing", ("reason", "attempts")),
-    "survey_answer": ("call runner", ("question", "answer")),
-    "wrapup_ended": ("routing", ("agent", "seconds", "code")),
-    "call_ended": ("call runner", ("cause", "by")),
-}
+#: Who records each event and the keys of its `data`: the one registry, `contacts.EVENTS`.
+EVENT_DATA: Mapping[EventName, tuple[str, tuple[str, ...]]] = EVENTS
 
-EVENT_TYPES: frozenset[str] = frozenset(IVR_EVENT_TYPES) | frozenset(EVENT_DATA)
+EVENT_TYPES: frozenset[str] = frozenset(EVENT_NAMES)
 
 #: The values of `Contact.outcome` (None while the contact is still going on).
 OUTCOMES: frozenset[str] = frozenset(
@@ -94,7 +53,7 @@ class ContactEvent:
     """What producers write. `id` (uuid4 hex) makes a write idempotent: the same id is stored once."""
 
     id: str
-    type: str
+    type: EventName
     at: datetime
     contact_id: str
     call_id: str | None
@@ -107,7 +66,7 @@ class StoredEvent:
 
     seq: int
     id: str
-    type: str
+    type: EventName
     at: datetime
     contact_id: str
     call_id: str | None
@@ -201,7 +160,7 @@ def validate_event(event: ContactEvent) -> None:
     if event.type not in EVENT_TYPES:
         close = difflib.get_close_matches(str(event.type), sorted(EVENT_TYPES), n=1)
         hint = (
-            f" (did you mean '{close[0]}'?)" if close else f"; known types: {', '.join(sorted(EVENT_TYPES))}"
+            f"; did you mean '{close[0]}'?" if close else f"; known types: {', '.join(sorted(EVENT_TYPES))}"
         )
         raise InvalidEvent(f"unknown contact event type {event.type!r}{hint}")
     _check_id(event.id, "event id", MAX_ID)
@@ -213,7 +172,7 @@ def validate_event(event: ContactEvent) -> None:
 
 
 def new_event(
-    type: str,
+    type: EventName,
     contact_id: str,
     *,
     at: datetime,

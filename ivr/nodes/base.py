@@ -25,11 +25,15 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
+from contacts import EventName
 from ivr import actions, events
 from ivr.conditions import Facts
 from ivr.fields import Strict
+
+#: The contact events of a wrong or missing answer, after which a node asks again.
+Retry = Literal["invalid_input", "no_input"]
 
 if TYPE_CHECKING:
     from ivr.model import Flow
@@ -172,7 +176,7 @@ class Call(Protocol):
 
     def retry(
         self,
-        kind: str,
+        kind: Retry,
         data: dict[str, Any],
         prompts: tuple[str, ...],
         *,
@@ -209,7 +213,7 @@ class Call(Protocol):
 
     # --- what the call records and sets ---
 
-    def record(self, type_: str, **data: Any) -> None:
+    def record(self, type_: EventName, **data: Any) -> None:
         """A contact event (one of `ivr.actions.EVENT_TYPES`)."""
         ...
 

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 
 from ivr import actions
 from ivr.fields import Name, NodeId, PromptList, Seconds, Strict, regex
-from ivr.nodes.base import Call, Exit, NodeBase, Path, Then, first_prompt
+from ivr.nodes.base import Call, Exit, NodeBase, Path, Retry, Then, first_prompt
 
 #: The longest number a caller may key in for a call-back.
 CALLBACK_NUMBER_LIMIT = 20
@@ -117,7 +117,7 @@ def callback_dialogue(
     call-back and, once it is stored, thank the caller and hang up; a refused number is asked for again;
     `give_up` once the caller's retries are used up."""
 
-    def retry(kind: str, again: Then, **data: Any) -> None:
+    def retry(kind: Retry, again: Then, **data: Any) -> None:
         call.retry(
             kind,
             {"node": node_id, **data},

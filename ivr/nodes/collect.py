@@ -20,7 +20,7 @@ from ivr.fields import (
     flag_or_mapping,
     regex,
 )
-from ivr.nodes.base import Call, Exit, Finding, NodeBase, Path, Scope, Then, first_prompt
+from ivr.nodes.base import Call, Exit, Finding, NodeBase, Path, Retry, Scope, Then, first_prompt
 from ivr.patterns import CAP, describe, lengths
 
 
@@ -107,7 +107,7 @@ nodes:
                 then=lambda: call.await_keys(key, self.timeout, timeout),
             )
 
-        def retry(kind: str, again: Then, **data: Any) -> None:
+        def retry(kind: Retry, again: Then, **data: Any) -> None:
             prompts = self.invalid if kind == "invalid_input" else self.no_input
             call.retry(
                 kind,

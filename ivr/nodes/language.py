@@ -8,7 +8,17 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field
 
 from ivr.fields import Key, LanguageCode, NodeId, PromptList, Seconds
-from ivr.nodes.base import Call, Exit, Finding, NodeBase, Path, Scope, first_prompt, not_a_flow_language
+from ivr.nodes.base import (
+    Call,
+    Exit,
+    Finding,
+    NodeBase,
+    Path,
+    Retry,
+    Scope,
+    first_prompt,
+    not_a_flow_language,
+)
 from ivr.templates import render
 
 
@@ -62,7 +72,7 @@ nodes:
                 then=lambda: call.await_keys(key, self.timeout, timeout),
             )
 
-        def retry(kind: str, **data: Any) -> None:
+        def retry(kind: Retry, **data: Any) -> None:
             call.retry(
                 kind,
                 {"node": node_id, **data},

@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field
 
 from ivr.fields import Flag, Key, Keys, NodeId, PromptList, Prompts, Seconds
-from ivr.nodes.base import Call, Exit, Finding, NodeBase, Path, Scope, first_prompt
+from ivr.nodes.base import Call, Exit, Finding, NodeBase, Path, Retry, Scope, first_prompt
 
 
 class Menu(NodeBase):
@@ -56,7 +56,7 @@ nodes:
                 then=lambda: call.await_keys(key, self.timeout, timeout),
             )
 
-        def retry(kind: str, **data: Any) -> None:
+        def retry(kind: Retry, **data: Any) -> None:
             prompts = self.invalid if kind == "invalid_input" else self.no_input
             call.retry(
                 kind,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from contacts import EventName
 from routing.callbacks import Outcome
 
 #: Which Stasis app a leg enters when answered: the calls' app, or the call-backs' own.
@@ -98,7 +99,7 @@ class RecordEvent:
     """A contact event for the store; `call_id` is the caller's channel (None for a call-back's)."""
 
     contact_id: str
-    type: str
+    type: EventName
     data: Mapping[str, Any] = field(default_factory=dict)
     call_id: str | None = None
 

@@ -20,7 +20,6 @@ WARSAW_WINTER = timezone(timedelta(hours=1))
 def test_event_types_cover_the_engine_and_routing() -> None:
     assert set(IVR_EVENT_TYPES) <= EVENT_TYPES
     extra = {
-        "announcement_played",
         "position_announced",
         "agent_offered",
         "agent_no_answer",
@@ -30,7 +29,6 @@ def test_event_types_cover_the_engine_and_routing() -> None:
         "callback_completed",
         "callback_failed",
         "callback_expired",
-        "survey_answer",
         "wrapup_ended",
         "call_ended",
     }

@@ -276,13 +276,11 @@ def test_timeline_only_events_change_nothing_but_last_seq() -> None:
         "queue_overflow",
         "transfer_failed",
         "flow_error",
-        "announcement_played",
         "position_announced",
         "agent_offered",
         "agent_no_answer",
         "callback_scheduled",
         "callback_attempted",
-        "survey_answer",
         "wrapup_ended",
     ]
     for number, kind in enumerate(timeline_only, 2):
