@@ -9,11 +9,20 @@ URI is `sound:<file>` and the `Play` action's language tells Asterisk which lang
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from ivr.model import Flow
+
+class Sounds(Protocol):
+    """What playing a prompt needs of a flow: its prompt table, its sounds folder, its first language."""
+
+    @property
+    def prompts(self) -> Mapping[str, str | Mapping[str, str]]: ...
+    @property
+    def sounds(self) -> str | None: ...
+    @property
+    def default_language(self) -> str: ...
+
 
 SAYABLE_DIGITS = frozenset("0123456789*#")
 # A media list reaches Asterisk comma-separated, so a said value keeps only characters Asterisk can spell.
@@ -21,7 +30,7 @@ _SAYABLE_CHARACTER = re.compile(r"[A-Za-z0-9.@+\-_*#]")
 _INTEGER_PART = re.compile(r"\s*([+-]?\d+)")
 
 
-def prompt_file(flow: Flow, language: str, name: str) -> str:
+def prompt_file(flow: Sounds, language: str, name: str) -> str:
     """The file a prompt name stands for in `language`."""
     spec = flow.prompts.get(name, name)
     if isinstance(spec, str):
@@ -29,14 +38,14 @@ def prompt_file(flow: Flow, language: str, name: str) -> str:
     return spec.get(language) or spec.get(flow.default_language) or next(iter(spec.values()), name)
 
 
-def prompt_uri(flow: Flow, language: str, name: str) -> str:
+def prompt_uri(flow: Sounds, language: str, name: str) -> str:
     file = prompt_file(flow, language, name)
     if flow.sounds:
         return f"sound:{flow.sounds.rstrip('/')}/{language}/{file}"
     return f"sound:{file}"
 
 
-def prompt_media(flow: Flow, language: str, names: Iterable[str]) -> tuple[str, ...]:
+def prompt_media(flow: Sounds, language: str, names: Iterable[str]) -> tuple[str, ...]:
     return tuple(prompt_uri(flow, language, name) for name in names)
 
 

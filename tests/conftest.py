@@ -1,4 +1,11 @@
-"""Shared fixtures: a throwaway PostgreSQL cluster for the session, and store URLs for both backends."""
+"""Shared fixtures: a throwaway PostgreSQL cluster for the session, and store URLs for both backends;
+and the markers that say which real part a test needs, so `make check` can run the others alone:
+
+- `asterisk`: the Asterisk 22 sandbox (any test using the `asterisk` fixture);
+- `postgres`: a throwaway PostgreSQL cluster (the `postgresql` backend of `store_url`, or `pg_cluster`);
+- `docker`: a Docker engine and compose (tests/deploy).
+
+A test that needs none of them runs in `make check`; `make test` runs every test."""
 
 from __future__ import annotations
 
@@ -10,7 +17,20 @@ import pytest
 from hotline.store.db import Store, open_store
 from hotline.testing.pg import Cluster
 
-BACKENDS = ["sqlite", "postgresql"]
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+#: fixture -> the marker of the real part it needs
+NEEDS = {"asterisk": "asterisk", "pg_cluster": "postgres"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in NEEDS.items():
+            if fixture in fixtures:
+                item.add_marker(getattr(pytest.mark, marker))
+        if "deploy" in item.path.parts:  # the compose files and the deployment itself
+            item.add_marker(pytest.mark.docker)
 
 
 @pytest.fixture(scope="session")

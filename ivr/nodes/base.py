@@ -25,7 +25,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from contacts import EventName
 from ivr import actions, events
@@ -34,9 +34,6 @@ from ivr.fields import Strict
 
 #: The contact events of a wrong or missing answer, after which a node asks again.
 Retry = Literal["invalid_input", "no_input"]
-
-if TYPE_CHECKING:
-    from ivr.model import Flow
 
 Path = tuple[str | int, ...]
 Then = Callable[[], None]
@@ -111,6 +108,15 @@ class Hold:
         return []
 
 
+class FlowView(Protocol):
+    """What a node may read of the flow the call is in (an `ivr.model.Flow`)."""
+
+    @property
+    def languages(self) -> tuple[str, ...]: ...
+    @property
+    def default_language(self) -> str: ...
+
+
 class Call(Protocol):
     """What a node's behaviour may do with the call it is running in; `ivr.session.Session` implements
     it. Everything here is pure: actions go out through the session, time comes in as `now`."""
@@ -139,7 +145,7 @@ class Call(Protocol):
     @property
     def variables(self) -> Mapping[str, str]: ...
     @property
-    def current_flow(self) -> Flow:
+    def current_flow(self) -> FlowView:
         """The flow the call is in: its prompts, languages and schedules."""
         ...
 
