@@ -23,15 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import signal
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +37,7 @@ from aiohttp import web
 
 from contacts import EventName
 from hotline import metrics
+from hotline.agents.routing_file import RoutingConfigError, load_routing_config, watch_routing_file
 from hotline.agents.service import RoutingService
 from hotline.api import make_app
 from hotline.api.keys import METRICS, SERVICE_HEALTH
@@ -51,11 +49,10 @@ from hotline.asterisk.fastagi import FastAgiServer
 from hotline.callbacks.requests import CallbackRequests
 from hotline.callbacks.worker import CallbackWorker
 from hotline.calls.app import CallApp
-from hotline.calls.runner import Clock, utc_now
+from hotline.clock import Clock, utc_now
 from hotline.config import Config
 from hotline.dispatch import AppEvents
-from hotline.flowfiles import flows_in, load_flow_files
-from hotline.routing_config import RoutingConfigError, load_routing_config
+from hotline.flowfiles import POLL_SECONDS, FlowLibrary
 from hotline.store import (
     CallbackStore,
     EventWriter,
@@ -66,15 +63,11 @@ from hotline.store import (
     open_store,
 )
 from ivr.actions import RequestCallback
-from ivr.errors import FlowError, FlowErrors
-from ivr.flowset import FlowSet
 from routing.model import RoutingConfig
 from routing.switchboard import Settings, Switchboard
 
 log = structlog.get_logger("hotline.service")
 
-#: How often the flow files are checked for changes, in seconds.
-POLL_SECONDS = 1.0
 #: How long calls in progress may go on after SIGTERM before they are hung up.
 DRAIN_SECONDS = 5.0
 #: After a (re)connect, how long a channel found in the app may take to show up as a call of ours
@@ -90,145 +83,6 @@ class ServiceError(Exception):
     def __init__(self, errors: list[str]) -> None:
         self.errors = errors
         super().__init__("\n".join(errors))
-
-
-def offset_clock(at: datetime) -> Clock:
-    """A clock that starts at `at` and runs at the real pace: a demo or test of the opening hours."""
-    delta = at - datetime.now(UTC)
-    return lambda: datetime.now(UTC) + delta
-
-
-# --- the flows --------------------------------------------------------------------------------------
-
-
-Fingerprint = tuple[tuple[str, int, int], ...]
-
-
-@dataclass(frozen=True)
-class LiveFlows:
-    """One loaded flow set and what identifies it."""
-
-    flows: FlowSet
-    version: str
-    loaded_at: datetime
-
-
-class FlowLibrary:
-    """The live flow set of a folder, and its reload when the folder's files change."""
-
-    def __init__(self, directory: Path, numbers: Mapping[str, str], default: str) -> None:
-        self.directory = directory
-        self.numbers = dict(numbers)
-        self.default = default
-        self.reloads = 0
-        self.rejected = 0
-        self._live: LiveFlows | None = None
-        self._seen: Fingerprint = ()
-
-    @property
-    def live(self) -> LiveFlows:
-        if self._live is None:
-            raise RuntimeError("no flows loaded yet; call load() first")
-        return self._live
-
-    @property
-    def loaded(self) -> LiveFlows | None:
-        return self._live
-
-    def current(self) -> FlowSet:
-        """The set a new call starts on."""
-        return self.live.flows
-
-    def fingerprint(self) -> Fingerprint:
-        """Name, size and modification time of every flow file: a change in any means a reload."""
-        try:
-            paths = flows_in(self.directory)
-        except FlowErrors:
-            return ()
-        found = []
-        for path in paths:
-            with contextlib.suppress(OSError):
-                stat = path.stat()
-                found.append((path.name, stat.st_size, stat.st_mtime_ns))
-        return tuple(found)
-
-    def _read(self) -> LiveFlows:
-        """Load the folder's flows; raises FlowErrors with every mistake (the numbers' flows included)."""
-        paths = flows_in(self.directory)
-        if not paths:
-            raise FlowErrors(
-                [
-                    FlowError(
-                        str(self.directory),
-                        1,
-                        1,
-                        "",
-                        "no flow files (*.yaml) here; add one or fix flows.directory",
-                    )
-                ]
-            )
-        flows = load_flow_files(paths)
-        known = ", ".join(sorted(flows))
-        missing = [
-            FlowError(
-                str(self.directory), 1, 1, "", f"{where}: no flow '{name}' here (loaded flows: {known})"
-            )
-            for where, name in [("flows.default", self.default)]
-            + [(f"flows.numbers.{number}", name) for number, name in self.numbers.items()]
-            if name not in flows
-        ]
-        if missing:
-            raise FlowErrors(missing)
-        digest = hashlib.sha256()
-        for path in paths:
-            digest.update(path.name.encode() + b"\0")
-            with contextlib.suppress(OSError):
-                digest.update(path.read_bytes())
-        return LiveFlows(flows, digest.hexdigest()[:12], datetime.now(UTC))
-
-    def load(self) -> LiveFlows:
-        """The first load: raises FlowErrors, so a broken set stops the service before it takes calls."""
-        self._seen = self.fingerprint()
-        self._live = self._read()
-        return self._live
-
-    def reload_if_changed(self) -> bool | None:
-        """Reload when the files changed: True when the new set is live, False when it was rejected
-        (the old set stays live), None when nothing changed."""
-        seen = self.fingerprint()
-        if seen == self._seen:
-            return None
-        self._seen = seen
-        try:
-            live = self._read()
-        except FlowErrors as e:
-            self.rejected += 1
-            for error in e.errors:
-                log.error(f"flows not reloaded: {error}")
-            log.error(
-                f"flows not reloaded: {len(e.errors)} error(s) in {self.directory}; "
-                f"version {self.live.version} stays live until the files are fixed",
-                errors=len(e.errors),
-            )
-            return False
-        old, self._live = self._live, live
-        self.reloads += 1
-        log.info(
-            "flows reloaded",
-            version=live.version,
-            previous=old.version if old else None,
-            flows=sorted(live.flows),
-        )
-        return True
-
-    async def watch(self, interval: float = POLL_SECONDS) -> None:
-        """Poll the folder until cancelled."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                self.reload_if_changed()
-            except Exception:
-                log.exception("flow reload failed; the old flows stay live")
 
 
 # --- the service ------------------------------------------------------------------------------------
@@ -423,7 +277,7 @@ class Service:
         log.info("routing started", agents=sorted(config.agents), queues=sorted(config.queues))
         if path is not None and self._routing_config is None:
             watcher = asyncio.create_task(
-                _watch_routing(routing, path, self.poll_seconds), name="hotline-routing-watcher"
+                watch_routing_file(routing, path, self.poll_seconds), name="hotline-routing-watcher"
             )
             self._stack.push_async_callback(_cancel, watcher)
         return routing
@@ -686,38 +540,6 @@ def _load_routing(path: Path) -> RoutingConfig:
         return load_routing_config(path)
     except RoutingConfigError as e:
         raise ServiceError(list(e.errors)) from None
-
-
-def _file_stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_size, stat.st_mtime_ns
-
-
-async def _watch_routing(routing: RoutingService, path: Path, interval: float) -> None:
-    """Reload the routing file when it changes; a file with a mistake is logged and the old config
-    stays live."""
-    seen = _file_stamp(path)
-    while True:
-        await asyncio.sleep(interval)
-        stamp = _file_stamp(path)
-        if stamp == seen:
-            continue
-        seen = stamp
-        try:
-            config = load_routing_config(path)
-        except RoutingConfigError as e:
-            for error in e.errors:
-                log.error(f"routing not reloaded: {error}")
-            log.error("routing not reloaded; the old agents and queues stay live until the file is fixed")
-            continue
-        except Exception:
-            log.exception("routing reload failed; the old agents and queues stay live")
-            continue
-        await routing.reload(config)
-        log.info("routing reloaded", agents=sorted(config.agents), queues=sorted(config.queues))
 
 
 def _log_failed_write(written: asyncio.Future[None]) -> None:

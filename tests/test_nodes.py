@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Union, get_args, get_origin
 import pytest
 from pydantic import BaseModel
 
-from hotline.cli_service import INPUT_NODES
+from hotline.cli.service import INPUT_NODES
 from ivr.checks import ENDINGS, NON_WAITING
 from ivr.loader import parse_yaml
 from ivr.model import NODE_TYPES, Flow, NodeBase, node_type
@@ -185,7 +185,7 @@ from click.testing import CliRunner
 
 import ivr
 from hotline.cli import main
-from hotline.cli_service import INPUT_NODES
+from hotline.cli.service import INPUT_NODES
 from ivr import actions, events
 from ivr.graph import to_dot
 from ivr.loader import load_flowset, parse_yaml

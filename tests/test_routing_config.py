@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from hotline.config import ConfigError
-from hotline.flowfiles import flows_in, load_flow_files
-from hotline.routing_config import (
+from hotline.agents.routing_file import (
     LoadedRouting,
     RoutingConfigError,
     load_routing_config,
     parse_routing_config,
     read_routing_config,
 )
+from hotline.config import ConfigError
+from hotline.flowfiles import flows_in, load_flow_files
 from ivr.model import Callback, Queue
 from routing.model import QueueConfig
 

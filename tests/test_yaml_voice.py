@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from hotline.agents.routing_file import RoutingConfigError, parse_routing_config
 from hotline.config import ConfigError, load_config
-from hotline.routing_config import RoutingConfigError, parse_routing_config
 from ivr.errors import FlowErrors
 from ivr.loader import parse_flow
 from ivr.model import Menu, Transfer

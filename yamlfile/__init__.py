@@ -3,7 +3,7 @@ every mistake as a `Problem` that reads ``file:line:column: key.path: what is wr
 instead``.
 
 Pure: no I/O. The flows (`ivr.loader`), the service config (`hotline.config`) and the routing file
-(`hotline.routing_config`) all read their YAML with `read_yaml` and word their schema errors with
+(`hotline.agents.routing_file`) all read their YAML with `read_yaml` and word their schema errors with
 `Schema`, so the same mistake reads the same way in each.
 
 The exception tree::

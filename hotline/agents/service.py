@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import structlog
@@ -48,6 +47,7 @@ from hotline.asterisk.events import (
     StasisEnd,
     StasisStart,
 )
+from hotline.clock import Clock, utc_now
 from hotline.store import CallbackStore, Customer, EventWriter, Store, StoreError, new_event
 from ivr import events as ivr_events
 from ivr.actions import Enqueue
@@ -62,16 +62,11 @@ from routing.switchboard import events as ev
 log = structlog.get_logger("hotline.agents")
 
 T = TypeVar("T")
-Clock = Callable[[], datetime]
 
 #: How many stream messages a slow subscriber may fall behind before the oldest are dropped.
 STREAM_BACKLOG = 1000
 #: The flow's queue node defaults: a value left at its default takes the routing file's queue value.
 _QUEUE_DEFAULTS = QueueSpec.model_fields
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class QueuedCall(Protocol):

@@ -17,22 +17,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import structlog
 
-from hotline.agents.service import RoutingService, utc_now
+from hotline.agents.service import RoutingService
 from hotline.asterisk.ari import AriClient
 from hotline.asterisk.errors import AriError, AriNotFound
 from hotline.asterisk.events import AriEvent
+from hotline.clock import Clock, utc_now
 from hotline.store.callbacks import Callback, CallbackStore
 from routing.switchboard import events as ev
 from routing.switchboard.dialing import retry_policy
 
 log = structlog.get_logger("hotline.callbacks")
 
-Clock = Callable[[], datetime]
 #: A dial string through a PJSIP trunk: `PJSIP/{number}@<endpoint>`.
 _TRUNK = re.compile(r"PJSIP/\{number\}@([A-Za-z0-9_.\-]+)")
 

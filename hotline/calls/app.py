@@ -12,7 +12,8 @@ from hotline.asterisk.ari import AriClient
 from hotline.asterisk.errors import AriError
 from hotline.asterisk.events import AriEvent, StasisStart
 from hotline.callbacks.requests import CallbackRequests
-from hotline.calls.runner import CallRunner, Clock, Queueing, utc_now
+from hotline.calls.runner import CallRunner, Queueing
+from hotline.clock import Clock, utc_now
 from hotline.store import EventWriter
 from ivr.flowset import FlowSet
 

@@ -48,8 +48,6 @@ import contextlib
 import json
 import math
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import aiohttp
@@ -67,6 +65,7 @@ from hotline.asterisk.events import (
     StasisEnd,
 )
 from hotline.callbacks.requests import CallbackRequests
+from hotline.clock import Clock, utc_now
 from hotline.store import EventWriter, StoreError, new_event
 from hotline.store.callbacks import Callback
 from ivr import actions, events
@@ -75,7 +74,6 @@ from ivr.session import Session
 
 log = structlog.get_logger("hotline.calls")
 
-Clock = Callable[[], datetime]
 
 #: Where `transfer:` targets go in the dialplan (dialplan/extensions.conf).
 TRANSFER_CONTEXT = "hotline-transfer"
@@ -83,10 +81,6 @@ TRANSFER_CONTEXT = "hotline-transfer"
 NO_ROUTING = "no routing"
 #: `QueueExited` reason: the caller left the queue to ask for a call-back, keeping their place.
 LEFT_FOR_CALLBACK = "callback"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _terminate_on(key: str) -> str:

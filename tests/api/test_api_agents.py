@@ -17,10 +17,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from api_helpers import TOKEN, Api
 
 from hotline.agents import RoutingService
+from hotline.agents.routing_file import load_routing_config
 from hotline.api import make_app
 from hotline.api.keys import STREAM_KEEPALIVE, STREAMS
 from hotline.asterisk.ari import AriClient
-from hotline.routing_config import load_routing_config
 from hotline.store.db import Store, open_store
 from routing.switchboard import Switchboard
 from routing.switchboard.events import CallerQueued, ChannelGone

@@ -15,9 +15,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from api_helpers import TOKEN, Api, serve
 
 from hotline.agents import RoutingService
+from hotline.agents.routing_file import load_routing_config
 from hotline.api import make_app
 from hotline.asterisk.ari import AriClient
-from hotline.routing_config import load_routing_config
 from hotline.store.callbacks import CallbackStore
 from hotline.store.db import Store
 from routing.switchboard import Switchboard

@@ -34,7 +34,7 @@ from hotline.asterisk.sandbox import (
     read_conf,
     render_config,
 )
-from hotline.cli_asterisk import asterisk as asterisk_command
+from hotline.cli.asterisk import asterisk as asterisk_command
 from hotline.envfile import read_env_file
 
 SHIPPED_PLACEHOLDERS = {"ARI_PASSWORD", "AMI_SECRET", "AGENT_PASSWORD", "CALLER_PASSWORD"}

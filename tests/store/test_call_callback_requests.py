@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from hotline.agents.routing_file import load_routing_config
 from hotline.asterisk.ari import AriClient
 from hotline.callbacks import CallbackRequests
 from hotline.calls import CallRunner
-from hotline.routing_config import load_routing_config
 from hotline.store.callbacks import CallbackStore
 from hotline.store.db import Store
 from hotline.store.phones import international

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
 from hotline.asterisk.sandbox import (
@@ -23,15 +22,13 @@ from hotline.asterisk.sandbox import (
     placeholders,
     require_root,
 )
+from hotline.cli.common import DEFAULT_CONFIG, err, out
 from hotline.config import ConfigError, load_config
 
 #: Where `start` keeps the credentials it generates, inside the service's data_dir.
 SECRETS_FILE = "asterisk-secrets.env"
 #: The config file used when neither --config nor HOTLINE_CONFIG names one, if it exists.
-DEFAULT_CONFIG = Path("hotline.yaml")
 
-out = Console(highlight=False, soft_wrap=True, emoji=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 root_option = click.option(
     "--root",

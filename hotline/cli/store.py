@@ -3,12 +3,10 @@ the command line."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
-import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -16,21 +14,29 @@ from typing import IO, Any, TypeVar
 import click
 import structlog
 from aiohttp import web
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.engine import make_url
 
+from hotline.api import app_from_config
 from hotline.api.schemas import ContactOut, EventOut
-from hotline.config import Config, ConfigError, LogConfig, check_store_url, load_config
-from hotline.store.db import Store, open_store, upgrade
+from hotline.cli.common import (
+    config_option,
+    configure_logging,
+    console,
+    db_option,
+    load,
+    open_existing,
+    run,
+    shown,
+    sqlite_file,
+    store_url,
+)
+from hotline.store.db import Store, upgrade
 from hotline.store.errors import StoreError
 from hotline.store.events import Contact
 
 T = TypeVar("T")
 
-#: The config file used when neither --config nor HOTLINE_CONFIG names one, if it exists.
-DEFAULT_CONFIG = Path("hotline.yaml")
 #: Contacts fetched per store query while exporting.
 EXPORT_PAGE = 500
 CSV_COLUMNS = (
@@ -60,74 +66,6 @@ OUTCOME_STYLE = {
     "abandoned_queue": "red",
     "abandoned_ivr": "yellow",
 }
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    envvar="HOTLINE_CONFIG",
-    help="The service config (default: $HOTLINE_CONFIG, else ./hotline.yaml if there is one).",
-)
-db_option = click.option("--db", help="A database URL or an SQLite file, instead of the config's store.url.")
-
-
-def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
-
-
-def _config(config_path: Path | None) -> Config:
-    path = config_path
-    if path is None and DEFAULT_CONFIG.is_file():
-        path = DEFAULT_CONFIG
-    try:
-        return load_config(path)
-    except ConfigError as e:
-        err = _console(stderr=True)
-        for line in e.errors:
-            err.print(escape(line), style="red")
-        raise SystemExit(1) from None
-
-
-def _store_url(config_path: Path | None, db: str | None) -> str:
-    if db is None:
-        return _config(config_path).store_url
-    if "://" not in db:
-        return f"sqlite+aiosqlite:///{Path(db).resolve()}"
-    try:
-        return check_store_url(db)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--db") from None
-
-
-def _shown(url: str) -> str:
-    """The URL without its password, fit for a terminal or a log."""
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def _sqlite_file(url: str) -> Path | None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
-        return None
-    return Path(parsed.database)
-
-
-def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run `work`; a store error is a message and exit code 1, not a traceback."""
-    try:
-        return asyncio.run(work())
-    except StoreError as e:
-        _console(stderr=True).print(escape(str(e)), style="bold red")
-        raise SystemExit(1) from None
-
-
-async def _open_existing(url: str) -> Store:
-    """The store at `url`, which must exist: a read never creates an empty database."""
-    path = _sqlite_file(url)
-    if path is not None and not path.exists():
-        raise click.ClickException(
-            f"there is no database at {path}; check --db or store.url, or create it with `hotline db upgrade`"
-        )
-    return await open_store(url, migrate=False)
 
 
 def local_time(at: datetime | None) -> str:
@@ -199,18 +137,18 @@ def contacts_command(
     agent: str | None,
 ) -> None:
     """Show the most recent contacts, newest first, in local time."""
-    url = _store_url(config_path, db)
+    url = store_url(config_path, db)
 
     async def work() -> tuple[list[Contact], bool]:
-        store = await _open_existing(url)
+        store = await open_existing(url)
         try:
             page = await store.contacts(number=number, outcome=outcome, queue=queue, agent=agent, limit=limit)
         finally:
             await store.close()
         return page.items, page.next_cursor is not None
 
-    contacts, more = _run(work)
-    out = _console()
+    contacts, more = run(work)
+    out = console()
     if not contacts:
         out.print("no contacts" + (" match" if number or outcome or queue or agent else " yet"))
         return
@@ -312,10 +250,10 @@ def export_command(
     end = _since_until(until, "--until")
     if start is not None and end is not None and start > end:
         raise click.BadParameter(f"--since {since} is after --until {until}; swap them", param_hint="--since")
-    url = _store_url(config_path, db)
+    url = store_url(config_path, db)
 
     async def work() -> int:
-        store = await _open_existing(url)
+        store = await open_existing(url)
         try:
             if output is None:
                 return await export_contacts(
@@ -326,9 +264,9 @@ def export_command(
         finally:
             await store.close()
 
-    count = _run(work)
+    count = run(work)
     where = str(output) if output is not None else "stdout"
-    _console(stderr=True).print(
+    console(stderr=True).print(
         f"exported {count} contact{'s' if count != 1 else ''} to {where}", style="green"
     )
 
@@ -343,46 +281,24 @@ def db_group() -> None:
 @db_option
 def db_upgrade_command(config_path: Path | None, db: str | None) -> None:
     """Create the database or bring its schema up to date (safe to run again)."""
-    url = _store_url(config_path, db)
-    path = _sqlite_file(url)
+    url = store_url(config_path, db)
+    path = sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
 
     async def work() -> None:
         await upgrade(url)
 
-    _run(work)
-    _console().print(f"{_shown(url)}: the schema is up to date", style="green")
-
-
-def configure_logging(settings: LogConfig) -> None:
-    """structlog (and the standard logging of aiohttp) at the configured level, as JSON or for a terminal."""
-    level = logging.getLevelNamesMapping()[settings.level.upper()]
-    processors: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    if settings.format == "json":
-        processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
-    else:
-        processors.append(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
-    structlog.configure(
-        processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
-    )
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    run(work)
+    console().print(f"{shown(url)}: the schema is up to date", style="green")
 
 
 @click.command("api")
 @config_option
 def api_command(config_path: Path | None) -> None:
     """Serve the HTTP API alone on the configured address (api.listen) until stopped."""
-    from hotline.api import app_from_config
 
-    config = _config(config_path)
+    config = load(config_path)
     configure_logging(config.log)
     log = structlog.get_logger("hotline.api")
     if not config.api.tokens:
@@ -390,16 +306,16 @@ def api_command(config_path: Path | None) -> None:
     app = app_from_config(config)
 
     async def announce(app: web.Application) -> None:
-        log.info("api.listening", listen=config.api.listen, store=_shown(config.store_url))
+        log.info("api.listening", listen=config.api.listen, store=shown(config.store_url))
 
     app.on_startup.append(announce)
     try:
         web.run_app(app, host=config.api.host, port=config.api.port, print=None, access_log=None)
     except StoreError as e:
-        _console(stderr=True).print(escape(str(e)), style="bold red")
+        console(stderr=True).print(escape(str(e)), style="bold red")
         raise SystemExit(1) from None
     except OSError as e:
-        _console(stderr=True).print(f"cannot listen on {config.api.listen}: {e}", style="bold red")
+        console(stderr=True).print(f"cannot listen on {config.api.listen}: {e}", style="bold red")
         raise SystemExit(1) from None
 
 

@@ -17,6 +17,7 @@ back with the config (`read_routing_config`) or go to the log (`load_routing_con
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,13 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from hotline.agents.service import RoutingService
 from hotline.config import ConfigError
 from routing.model import RoutingConfig
 from yamlfile import Limits, Positions, Problem, Schema, describe, read_yaml
 from yamlfile.schema import did_you_mean
 
-log = structlog.get_logger("hotline.routing_config")
+log = structlog.get_logger("hotline.agents.routing_file")
 
 Loc = tuple[str | int, ...]
 
@@ -184,3 +186,35 @@ def _skill_warnings(filename: str, positions: Positions, config: RoutingConfig) 
                     ("agents", agent_id, "skills", skill),
                     f"warning: no queue asks for skill '{skill}'{hint}",
                 )
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+async def watch_routing_file(routing: RoutingService, path: Path, interval: float) -> None:
+    """Reload the routing file when it changes; a file with a mistake is logged and the old config
+    stays live."""
+    seen = _file_stamp(path)
+    while True:
+        await asyncio.sleep(interval)
+        stamp = _file_stamp(path)
+        if stamp == seen:
+            continue
+        seen = stamp
+        try:
+            config = load_routing_config(path)
+        except RoutingConfigError as e:
+            for error in e.errors:
+                log.error(f"routing not reloaded: {error}")
+            log.error("routing not reloaded; the old agents and queues stay live until the file is fixed")
+            continue
+        except Exception:
+            log.exception("routing reload failed; the old agents and queues stay live")
+            continue
+        await routing.reload(config)
+        log.info("routing reloaded", agents=sorted(config.agents), queues=sorted(config.queues))

@@ -1,4 +1,4 @@
-"""The `hotline` command: check, try and draw flows (and, later, run the service)."""
+"""`hotline lint`, `simulate`, `graph` and `schema`: check, try and draw flows."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
+from hotline.cli.common import err, out
 from hotline.flowfiles import load_flow_files
 from ivr.errors import FlowErrors
 from ivr.flowset import FlowSet
@@ -21,15 +21,6 @@ from ivr.graph import to_dot
 from ivr.model import Flow
 from ivr.schema import flow_schema
 from ivr.simulate import HANG_UP, WAIT, KeySource, Step, lookup_answers, scripted, simulate
-
-out = Console(highlight=False, soft_wrap=True, emoji=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="hotline")
-def main() -> None:
-    """hotline: a contact-center engine for Asterisk."""
 
 
 def _flowset_for(paths: tuple[Path, ...]) -> FlowSet:
@@ -57,7 +48,7 @@ def _flow_name(flows: FlowSet, path: Path) -> str:
     raise click.ClickException(f"{path} holds no flow")  # pragma: no cover - load_flow_files names every file
 
 
-@main.command()
+@click.command()
 @click.argument("flow_files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 def lint(flow_files: tuple[Path, ...]) -> None:
     """Check flow files: print every error as file:line:column, exit 1 when there is one."""
@@ -131,7 +122,7 @@ def _interactive_keys() -> KeySource:
     return next_key
 
 
-@main.command(name="simulate")
+@click.command(name="simulate")
 @click.argument("flow_file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--digits", help="Keys the caller presses when asked, e.g. 1,2,# (wait: let a timeout run).")
 @click.option(
@@ -205,7 +196,7 @@ def simulate_command(
         sys.exit(1)
 
 
-@main.command()
+@click.command()
 @click.argument("flow_file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "-o",
@@ -235,26 +226,13 @@ def graph(flow_file: Path, output: Path) -> None:
     out.print(f"wrote {output}")
 
 
-@main.command()
+@click.command()
 def schema() -> None:
     """Print the flow format as JSON Schema, for editors that validate and complete YAML."""
     click.echo(json.dumps(flow_schema(), indent=2))
 
 
 # The contact store's commands live in their own module.
-from hotline.cli_store import COMMANDS as _STORE_COMMANDS  # noqa: E402
 
-for _command in _STORE_COMMANDS:
-    main.add_command(_command)
 
-# The Asterisk sandbox's commands live in their own module.
-from hotline.cli_asterisk import COMMANDS as _ASTERISK_COMMANDS  # noqa: E402
-
-for _command in _ASTERISK_COMMANDS:
-    main.add_command(_command)
-
-# The service's commands (serve, call) live in their own module.
-from hotline.cli_service import COMMANDS as _SERVICE_COMMANDS  # noqa: E402
-
-for _command in _SERVICE_COMMANDS:
-    main.add_command(_command)
+COMMANDS = (lint, simulate_command, graph, schema)

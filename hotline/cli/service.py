@@ -23,16 +23,16 @@ from typing import Any
 
 import click
 import structlog
-from rich.console import Console
 from rich.markup import escape
 
 from contacts import EventName
 from hotline.asterisk.ari import AriClient
 from hotline.asterisk.errors import AriError, AriNotFound, AriUnauthorized, AriUnavailable
 from hotline.asterisk.events import AriEvent, ChannelDestroyed, ChannelHangupRequest, StasisEnd, StasisStart
-from hotline.cli_store import _config, _open_existing, _shown, config_option, configure_logging
+from hotline.cli.common import config_option, configure_logging, err, load, open_existing, out, shown
+from hotline.clock import offset_clock, utc_now
 from hotline.config import Config, LogConfig
-from hotline.service import Service, ServiceError, offset_clock
+from hotline.service import Service, ServiceError
 from hotline.store import Store, StoredEvent, StoreError
 from ivr.errors import FlowErrors
 from ivr.nodes import REGISTRY
@@ -66,9 +66,6 @@ STYLE: dict[EventName, str] = {
     "flow_error": "bold red",
 }
 
-out = Console(highlight=False, soft_wrap=True, emoji=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
-
 
 def _clock_from_env() -> datetime | None:
     value = os.environ.get(CLOCK_ENV)
@@ -96,15 +93,14 @@ def _clock_from_env() -> datetime | None:
 )
 def serve_command(config_path: Path | None, drain: float) -> None:
     """Run the service: the IVR on Asterisk's calls, FastAGI, the HTTP API, flow reload. Stop with SIGTERM."""
-    config = _config(config_path)
+    config = load(config_path)
     configure_logging(config.log)
     at = _clock_from_env()
-    service = Service(config, drain_seconds=drain)
     if at is not None:
-        service.clock = offset_clock(at)
         structlog.get_logger("hotline.service").warning(
             f"the service's clock starts at {at.isoformat()} ({CLOCK_ENV})"
         )
+    service = Service(config, drain_seconds=drain, clock=utc_now if at is None else offset_clock(at))
     try:
         asyncio.run(service.run())
     except FlowErrors as e:
@@ -117,7 +113,7 @@ def serve_command(config_path: Path | None, drain: float) -> None:
             err.print(escape(line), style="bold red")
         raise SystemExit(1) from None
     except StoreError as e:
-        err.print(f"{escape(str(e))} ({escape(_shown(config.store_url))})", style="bold red")
+        err.print(f"{escape(str(e))} ({escape(shown(config.store_url))})", style="bold red")
         raise SystemExit(1) from None
 
 
@@ -334,7 +330,7 @@ def call_command(
 ) -> None:
     """Place a test call to NUMBER (default 100) in the running service and print the caller's journey."""
     groups = parse_digits(digits)
-    config = _config(config_path)
+    config = load(config_path)
     configure_logging(LogConfig(level="error", format=config.log.format))
     if not config.asterisk.ari_password:
         raise click.ClickException(
@@ -343,7 +339,7 @@ def call_command(
 
     async def work() -> int:
         try:
-            store = await _open_existing(config.store_url)
+            store = await open_existing(config.store_url)
         except StoreError as e:
             raise click.ClickException(f"{e}; is `hotline serve` running with this config?") from None
         call = TestCall(config, store, number, groups, caller or None)
