@@ -23,13 +23,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from routing.callbacks import WEEKDAYS, RetryPolicy, Span, Window, zone
+from routing.strategies import STRATEGIES as CHOOSERS
+from routing.strategies import Strategy
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$", max_length=64)]
 Level = Annotated[int, Field(ge=1, le=10)]
 Skills = dict[Name, Level]
-Strategy = Literal["longest_idle", "best_skill", "fewest_calls", "round_robin"]
 
-STRATEGIES: tuple[str, ...] = ("longest_idle", "best_skill", "fewest_calls", "round_robin")
+STRATEGIES: tuple[str, ...] = tuple(CHOOSERS)
 DialOrder = Literal["agent_first", "customer_first"]
 #: An outbound caller ID: digits with an optional leading +.
 CallerNumber = Annotated[str, Field(pattern=r"^\+?[0-9]{2,20}$")]
