@@ -40,7 +40,6 @@ from hotline import metrics
 from hotline.agents.routing_file import RoutingConfigError, load_routing_config, watch_routing_file
 from hotline.agents.service import RoutingService
 from hotline.api import make_app
-from hotline.api.keys import METRICS, SERVICE_HEALTH
 from hotline.asterisk.ami import AmiLoginError, AmiWatcher
 from hotline.asterisk.ari import AriClient
 from hotline.asterisk.errors import AriError, AriNotFound
@@ -319,9 +318,14 @@ class Service:
 
     async def _start_api(self, store: Store) -> None:
         api = self.config.api
-        app = make_app(store, api.tokens, routing=self.routing, clock=self.clock)
-        app[SERVICE_HEALTH] = self.health
-        app[METRICS] = metrics.registry(self._readings())
+        app = make_app(
+            store,
+            api.tokens,
+            routing=self.routing,
+            clock=self.clock,
+            health=self.health,
+            readings=self._readings(),
+        )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)

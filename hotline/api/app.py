@@ -10,8 +10,9 @@ import asyncio
 import hmac
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -21,7 +22,17 @@ from hotline.agents.service import RoutingService
 from hotline.api.agents import AGENT_ROUTES, close_streams
 from hotline.api.callbacks import CALLBACK_ROUTES
 from hotline.api.errors import ApiError, error_response
-from hotline.api.keys import BODY_LIMIT, CLOCK, METRICS, OPENAPI, ROUTING, STORE, STREAMS, TOKENS
+from hotline.api.keys import (
+    BODY_LIMIT,
+    CLOCK,
+    METRICS,
+    OPENAPI,
+    ROUTING,
+    SERVICE_HEALTH,
+    STORE,
+    STREAMS,
+    TOKENS,
+)
 from hotline.api.openapi import openapi_document
 from hotline.api.routes import ROUTES, Handler, Route
 from hotline.config import Config
@@ -45,16 +56,21 @@ def make_app(
     *,
     routing: RoutingService | None = None,
     clock: Callable[[], datetime] | None = None,
+    health: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    readings: metrics.Readings | None = None,
 ) -> web.Application:
     """The API over `store`; requests need one of `tokens` (with none, every request is refused).
     With `routing`, the agent and queue routes control it (without, they answer `routing_disabled`);
-    `clock` is the service's, for the agents' time in state."""
-    app = _application(tokens)
+    `clock` is the service's, for the agents' time in state; `health` adds the service's parts to
+    `/api/health` and `readings` its figures to `/metrics`."""
+    app = _application(tokens, readings)
     app[STORE] = store
     if routing is not None:
         app[ROUTING] = routing
     if clock is not None:
         app[CLOCK] = clock
+    if health is not None:
+        app[SERVICE_HEALTH] = health
     return app
 
 
@@ -73,13 +89,13 @@ def app_from_config(config: Config) -> web.Application:
     return app
 
 
-def _application(tokens: Sequence[str]) -> web.Application:
+def _application(tokens: Sequence[str], readings: metrics.Readings | None = None) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
         client_max_size=BODY_LIMIT_BYTES,
     )
     app[TOKENS] = tuple(dict.fromkeys(token.encode() for token in tokens))
-    app[METRICS] = metrics.registry(metrics.Readings())  # the service puts its own in its place
+    app[METRICS] = metrics.registry(readings or metrics.Readings())
     app[BODY_LIMIT] = BODY_LIMIT_BYTES
     app[OPENAPI] = json.dumps(openapi_document(ALL_ROUTES), indent=2).encode()
     app[STREAMS] = set()
