@@ -100,6 +100,10 @@ class Desk(Protocol):
 
     def cancel_timer(self, timer_id: str | None) -> None: ...
 
+    def party_over(self, party: Party) -> None:
+        """The party is done: its channels, prompts and timers are filed away once this step is over."""
+        ...
+
     def requeue(self, callback: Any, customer: Customer | None) -> None:
         """Queue the call-back again as a new placeholder, once this step is over."""
         ...

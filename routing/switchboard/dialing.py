@@ -632,3 +632,4 @@ class CallbackCall:
             self.desk.cancel_timer(timer)
         self.ring_timer = self.dial_timer = self.hold_timer = self.whisper_timer = self.expiry_timer = None
         self.phase = "over"
+        self.desk.party_over(self)

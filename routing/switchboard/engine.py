@@ -89,6 +89,7 @@ class Switchboard:
         self._out: list[act.Action] = []
         self._router_work: deque[routing_actions.Action] = deque()
         self._requeues: list[tuple[ev.DueCallback, ev.Customer | None]] = []
+        self._over: list[Party] = []  # parties done in this step, to file away
         self._ids = 0
         self._parties: dict[str, Party] = {}  # contact id -> party
         self._callbacks: dict[str, CallbackCall] = {}  # call-back id -> its party
@@ -248,10 +249,11 @@ class Switchboard:
                 self._callback_due(callback, customer)
 
     def _file_away(self) -> None:
-        for contact_id, party in list(self._parties.items()):
-            if not party.over:
+        done, self._over = self._over, []
+        for party in done:
+            if self._parties.get(party.contact_id) is not party:
                 continue
-            del self._parties[contact_id]
+            del self._parties[party.contact_id]
             if isinstance(party, CallbackCall) and self._callbacks.get(party.callback.id) is party:
                 del self._callbacks[party.callback.id]
             for channel_id, leg in list(self._channels.items()):
@@ -438,6 +440,9 @@ class Switchboard:
     def cancel_timer(self, timer_id: str | None) -> None:
         if timer_id is not None and self._timers.pop(timer_id, None) is not None:
             self.emit(act.CancelTimer(timer_id))
+
+    def party_over(self, party: Party) -> None:
+        self._over.append(party)
 
     def requeue(self, callback: Any, customer: ev.Customer | None) -> None:
         self._requeues.append((callback, customer))

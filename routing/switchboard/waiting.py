@@ -248,7 +248,7 @@ class WaitingCaller:
                 self._drop_ring(ring)
         self.prompt = None
         self.music_on = False
-        self.phase = "over"
+        self._over()
 
     # --- the agent's phone --------------------------------------------------------------------------
 
@@ -360,7 +360,7 @@ class WaitingCaller:
             return
         if self.phase != "bridged":
             return
-        self.phase = "over"
+        self._over()
         self.desk.route(routing_events.CallEnded(self.contact_id, by="agent"))
         self.desk.emit(
             act.RecordEvent(
@@ -376,6 +376,10 @@ class WaitingCaller:
             self._hang_up(self.ring.leg)
 
     # --- small tools --------------------------------------------------------------------------------
+
+    def _over(self) -> None:
+        self.phase = "over"
+        self.desk.party_over(self)
 
     def _between_music(self, what: str, media: tuple[str, ...]) -> None:
         """Stop the music, play `media`; the music comes back when it ended."""
@@ -399,7 +403,7 @@ class WaitingCaller:
             self.desk.emit(act.MusicOff(self.channel_id))
 
     def _back_to_flow(self, reason: str) -> None:
-        self.phase = "over"
+        self._over()
         self.desk.forget_channel(self.channel_id)
         self.desk.emit(act.QueueExited(self.contact_id, reason))
 
