@@ -338,3 +338,16 @@ def test_agents_who_log_in_later_get_the_waiting_call_back() -> None:
     assert not b.of(act.Originate)
     b.feed(routing_events.AgentLoggedIn("ann"), 5)
     assert agent_leg(b).endpoint == "PJSIP/ann"
+
+
+def test_when_the_service_stops_a_call_back_s_legs_are_hung_up() -> None:
+    b = board()
+    b.log_in("ann")
+    due(b)
+    agent = answer_agent_and_whisper(b)
+    b.feed(ev.DialApproved("cb1", 1))
+    customer = b.one(act.Originate).channel_id
+    b.feed(ev.LegAnswered(customer))
+    bridge = b.one(act.Bridge).bridge_id
+    out = b.feed(ev.Stopping())
+    assert {act.HangUp(agent), act.HangUp(customer), act.EndBridge(bridge)} <= set(out)

@@ -304,3 +304,16 @@ def test_a_reload_keeps_the_waiting_caller_and_offers_a_new_agent() -> None:
     b.feed(ev.Reloaded(new))
     b.feed(routing_events.AgentLoggedIn("cid"))
     assert b.one(act.Originate).endpoint == "PJSIP/cid"
+
+
+def test_when_the_service_stops_a_ringing_phone_is_hung_up_and_a_talk_goes_on() -> None:
+    b = board()
+    b.log_in("ann", "bob")
+    b.queue_caller("c1")
+    talking = b.one(act.Originate).channel_id
+    b.feed(ev.LegAnswered(talking))
+    b.queue_caller("c2")
+    ringing = b.one(act.Originate).channel_id
+    out = b.feed(ev.Stopping())
+    assert act.HangUp(ringing) in out
+    assert act.HangUp(talking) not in out and not b.of(act.EndBridge, out)
