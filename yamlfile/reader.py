@@ -35,7 +35,7 @@ from ruamel.yaml.events import (
 
 from yamlfile.positions import Path, Position, Positions
 from yamlfile.problems import Problem
-from yamlfile.syntax import COMMENT_MESSAGE, reader_problem, syntax_problem
+from yamlfile.syntax import COMMENT_MESSAGE, alias_message, reader_problem, syntax_problem
 
 try:  # libyaml's parser, several times faster than the pure Python one; the rules stay ours either way
     _CParser: Any = importlib.import_module("_ruamel_yaml").CParser
@@ -78,6 +78,9 @@ class Document:
     empty: bool = False
 
 
+_COLON_IN_NAME = re.compile(r"[&*][^\s,\[\]{}]*:")
+
+
 def read_yaml(text: str, filename: str, *, limits: Limits | None = None, fast: bool = True) -> Document:
     """Read YAML `text` (of the file `filename`, for messages) into plain values and positions. `fast`
     uses libyaml's parser when it is installed."""
@@ -89,7 +92,8 @@ def read_yaml(text: str, filename: str, *, limits: Limits | None = None, fast: b
             f"{limits.split}"
         )
         return Document(None, Positions({}), (Problem(filename, 1, 1, "", message),), readable=False)
-    fast = fast and _CParser is not None
+    # an anchor or alias name holding ':' is one name to YAML 1.2 and two things to libyaml: ruamel reads it
+    fast = fast and _CParser is not None and not _COLON_IN_NAME.search(text)
     composer = _Composer(text, filename, limits)
     try:
         try:
@@ -247,7 +251,9 @@ class _Composer:
             elif kind is AliasEvent:
                 found = anchors.get(event.anchor)
                 if found is None:
-                    raise self.refuse(event.start_mark, _undefined_alias(str(event.anchor)))
+                    # the name as both parsers read it: the C parser ends it at a ':', ruamel does not
+                    name = re.match(r"[^\s,\[\]{}:]*", str(event.anchor))
+                    raise self.refuse(event.start_mark, alias_message(name.group() if name else ""))
                 node = found
             elif kind is DocumentStartEvent:
                 documents += 1
@@ -276,12 +282,6 @@ class _Composer:
             if isinstance(node, _Collection) and kind is not AliasEvent:
                 stack.append(node)
         return root
-
-
-def _undefined_alias(name: str) -> str:
-    if not name or not re.fullmatch(r"[^\s,\[\]{}:]+", name):
-        return "'*' begins an alias (*name) here; write '*' in quotes"
-    return f"'*{name}' is an alias of nothing: no '&{name}' comes before it; write '*{name}' in quotes if it is text"
 
 
 # --- building: nodes to plain values -----------------------------------------------------------------

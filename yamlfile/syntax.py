@@ -19,6 +19,17 @@ from yamlfile.problems import Problem
 COMMENT_MESSAGE = "'#' begins a YAML comment here; write '#' in quotes"
 TAB_MESSAGE = "a tab cannot indent YAML; indent with spaces"
 ALIAS_MESSAGE = "'*' begins an alias (*name) here; write '*' in quotes"
+#: What an alias may be named, as both parsers read it (a ':' ends it for the C parser, not for ruamel's).
+_ALIAS_NAME = re.compile(r"\*([^\s,\[\]{}:]*)")
+
+
+def alias_message(name: str) -> str:
+    """An alias (`*name`) that stands for nothing, or a lone `*`, in the admin's words."""
+    if not name:
+        return ALIAS_MESSAGE
+    return f"'*{name}' is an alias of nothing: no '&{name}' comes before it; write '*{name}' in quotes if it is text"
+
+
 ANCHOR_MESSAGE = "'&' begins an anchor (&name) here; write '&' in quotes"
 NO_COLON_MESSAGE = (
     "this line has no ':' after its key; write key: value (a value continued on the next line is indented "
@@ -59,7 +70,8 @@ def syntax_problem(error: MarkedYAMLError, text: str, filename: str) -> Problem:
         return at(line, column, TAB_MESSAGE)
 
     if context.startswith("while scanning an alias") and around is not None:
-        return at(around.line, around.column, ALIAS_MESSAGE)
+        named = _ALIAS_NAME.match(text_at(around.line)[around.column :])
+        return at(around.line, around.column, alias_message(named.group(1) if named else ""))
     if context.startswith("while scanning an anchor") and around is not None:
         return at(around.line, around.column, ANCHOR_MESSAGE)
 

@@ -114,75 +114,50 @@ class Recording:
 
 
 @dataclass(frozen=True, slots=True)
-class StasisStart:
+class _OnChannel:
+    """An event about one channel."""
+
     channel: Channel
+
+    @property
+    def channel_id(self) -> str:
+        return self.channel.id
+
+
+@dataclass(frozen=True, slots=True)
+class StasisStart(_OnChannel):
     args: tuple[str, ...] = ()
-
     timestamp: str = field(default="", compare=False)
-
-    @property
-    def channel_id(self) -> str:
-        return self.channel.id
 
 
 @dataclass(frozen=True, slots=True)
-class StasisEnd:
-    channel: Channel
-
+class StasisEnd(_OnChannel):
     timestamp: str = field(default="", compare=False)
-
-    @property
-    def channel_id(self) -> str:
-        return self.channel.id
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelHangupRequest:
-    channel: Channel
+class ChannelHangupRequest(_OnChannel):
     cause: int | None = None
-
     timestamp: str = field(default="", compare=False)
-
-    @property
-    def channel_id(self) -> str:
-        return self.channel.id
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelDestroyed:
-    channel: Channel
+class ChannelDestroyed(_OnChannel):
     cause: int | None = None
     cause_txt: str = ""
-
     timestamp: str = field(default="", compare=False)
-
-    @property
-    def channel_id(self) -> str:
-        return self.channel.id
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelDtmfReceived:
-    channel: Channel
+class ChannelDtmfReceived(_OnChannel):
     digit: str
     duration_ms: int | None = None
-
     timestamp: str = field(default="", compare=False)
-
-    @property
-    def channel_id(self) -> str:
-        return self.channel.id
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelStateChange:
-    channel: Channel
-
+class ChannelStateChange(_OnChannel):
     timestamp: str = field(default="", compare=False)
-
-    @property
-    def channel_id(self) -> str:
-        return self.channel.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +165,6 @@ class ChannelVarset:
     channel: Channel | None
     variable: str
     value: str
-
     timestamp: str = field(default="", compare=False)
 
     @property
@@ -199,9 +173,10 @@ class ChannelVarset:
 
 
 @dataclass(frozen=True, slots=True)
-class PlaybackStarted:
-    playback: Playback
+class _OfPlayback:
+    """An event about one playback (on a channel, or on a bridge)."""
 
+    playback: Playback
     timestamp: str = field(default="", compare=False)
 
     @property
@@ -210,31 +185,25 @@ class PlaybackStarted:
 
 
 @dataclass(frozen=True, slots=True)
-class PlaybackContinuing:
-    playback: Playback
-
-    timestamp: str = field(default="", compare=False)
-
-    @property
-    def channel_id(self) -> str | None:
-        return self.playback.channel_id
+class PlaybackStarted(_OfPlayback):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
-class PlaybackFinished:
-    playback: Playback
-
-    timestamp: str = field(default="", compare=False)
-
-    @property
-    def channel_id(self) -> str | None:
-        return self.playback.channel_id
+class PlaybackContinuing(_OfPlayback):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
-class RecordingStarted:
+class PlaybackFinished(_OfPlayback):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _OfRecording:
+    """An event about one recording."""
+
     recording: Recording
-
     timestamp: str = field(default="", compare=False)
 
     @property
@@ -243,25 +212,18 @@ class RecordingStarted:
 
 
 @dataclass(frozen=True, slots=True)
-class RecordingFinished:
-    recording: Recording
-
-    timestamp: str = field(default="", compare=False)
-
-    @property
-    def channel_id(self) -> str | None:
-        return self.recording.channel_id
+class RecordingStarted(_OfRecording):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
-class RecordingFailed:
-    recording: Recording
+class RecordingFinished(_OfRecording):
+    pass
 
-    timestamp: str = field(default="", compare=False)
 
-    @property
-    def channel_id(self) -> str | None:
-        return self.recording.channel_id
+@dataclass(frozen=True, slots=True)
+class RecordingFailed(_OfRecording):
+    pass
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from routing import actions as routing_actions
 from routing import events as routing_events
 from routing.model import RoutingConfig
-from routing.switchboard.actions import Action
+from routing.switchboard.actions import Action, App
 from routing.switchboard.events import Customer
 
 
@@ -78,6 +79,13 @@ class Desk(Protocol):
 
     def place_leg(self, party: Party, agent_id: str | None) -> str:
         """A new leg's channel id, filed under `party` (and under the agent whose phone it rings)."""
+        ...
+
+    def ring_agent(
+        self, party: Party, offer: routing_actions.OfferContact, *, app: App, kind: str, caller_id: str | None
+    ) -> tuple[str, str]:
+        """Ring the offered agent's phone for `party`, for at most the offer's ring timeout: the leg
+        (entering `app` with arguments `kind,<contact>` when answered) and its ring timer."""
         ...
 
     def hold_channel(self, party: Party, channel_id: str) -> None:

@@ -240,25 +240,14 @@ class CallbackCall:
     # --- the agent's phone --------------------------------------------------------------------------
 
     def _ring_agent(self, offer: routing_actions.OfferContact) -> None:
-        agent = self.desk.config.agents[offer.agent_id]
-        self.desk.emit(act.Publish(self._screen_pop(offer.agent_id)))
+        self.desk.emit(act.Publish(self._screen_pop(offer.agent_id)))  # the desktop knows before it rings
         self.desk.cancel_timer(self.hold_timer)
         self.hold_timer = None
-        leg = self.agent_leg = self.desk.place_leg(self, offer.agent_id)
         self.agent_answered = False
-        self.ring_timer = self.desk.start_timer(self, f"ring/{leg}", offer.ring_timeout)
         if self.phase == "queued":
             self.phase = "ringing"
-        self.desk.emit(
-            act.Originate(
-                channel_id=leg,
-                endpoint=agent.endpoint,
-                app="callbacks",
-                args=(AGENT_LEG, self.contact_id),
-                caller_id=caller_id(self.callback.number, None),
-                timeout=math.ceil(offer.ring_timeout) + 1,
-                variables={"HOTLINE_CONTACT": self.contact_id, "HOTLINE_AGENT": offer.agent_id},
-            )
+        self.agent_leg, self.ring_timer = self.desk.ring_agent(
+            self, offer, app="callbacks", kind=AGENT_LEG, caller_id=caller_id(self.callback.number, None)
         )
 
     def _screen_pop(self, agent_id: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ with nothing changed. Everything else never raises: what the router refuses is l
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -417,6 +418,32 @@ class Switchboard:
         leg = self.new_id()
         self._channels[leg] = _Leg(party, agent_id)
         return leg
+
+    def ring_agent(
+        self,
+        party: Party,
+        offer: routing_actions.OfferContact,
+        *,
+        app: act.App,
+        kind: str,
+        caller_id: str | None,
+    ) -> tuple[str, str]:
+        agent = self._config.agents[offer.agent_id]
+        leg = self.place_leg(party, offer.agent_id)
+        timer = self.start_timer(party, f"ring/{leg}", offer.ring_timeout)
+        self.emit(
+            act.Originate(
+                channel_id=leg,
+                endpoint=agent.endpoint,
+                app=app,
+                args=(kind, party.contact_id),
+                caller_id=caller_id,
+                # Asterisk's own limit a second later: the ring timer decides, the originate only backs it up
+                timeout=math.ceil(offer.ring_timeout) + 1,
+                variables={"HOTLINE_CONTACT": party.contact_id, "HOTLINE_AGENT": offer.agent_id},
+            )
+        )
+        return leg, timer
 
     def hold_channel(self, party: Party, channel_id: str) -> None:
         self._channels[channel_id] = _Leg(party, None, placed=False)

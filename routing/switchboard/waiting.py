@@ -263,22 +263,12 @@ class WaitingCaller:
         if self.ring is not None and not self.ring.settled:
             self._drop_ring(self.ring)
         q = self.queued
-        leg = self.desk.place_leg(self, offer.agent_id)
-        ring = self.ring = Ring(leg, offer.agent_id)
-        ring.timer = self.desk.start_timer(self, f"ring/{leg}", offer.ring_timeout)
-        self.desk.emit(act.Publish(self._screen_pop(offer.agent_id)))
+        self.desk.emit(act.Publish(self._screen_pop(offer.agent_id)))  # the desktop knows before it rings
         name = q.customer.name if q.customer is not None and q.customer.name else None
-        self.desk.emit(
-            act.Originate(
-                channel_id=leg,
-                endpoint=agent.endpoint,
-                app="calls",
-                args=(AGENT_LEG, self.contact_id),
-                caller_id=caller_id(q.caller, name or q.caller_name),
-                timeout=math.ceil(offer.ring_timeout) + 1,
-                variables={"HOTLINE_CONTACT": self.contact_id, "HOTLINE_AGENT": offer.agent_id},
-            )
+        leg, timer = self.desk.ring_agent(
+            self, offer, app="calls", kind=AGENT_LEG, caller_id=caller_id(q.caller, name or q.caller_name)
         )
+        self.ring = Ring(leg, offer.agent_id, timer)
 
     def _screen_pop(self, agent_id: str) -> dict[str, Any]:
         q, now = self.queued, self.desk.now
