@@ -282,6 +282,14 @@ class RoutingService:
         fed = switchboard_event(event)
         if fed is not None:
             self._post(lambda: self._handle(fed))
+        if isinstance(fed, ev.ChannelGone):
+            self._post(lambda: self._forget_call(fed.channel_id))
+
+    async def _forget_call(self, channel_id: str) -> None:
+        """A waiting caller who hung up: their flow hears it from its own channel, not from us."""
+        for contact_id, call in list(self._calls.items()):
+            if call.channel_id == channel_id:
+                del self._calls[contact_id]
 
     def _phone_changed(self, endpoint: str, state: EndpointState) -> None:
         self._post(lambda: self._handle(ev.PhoneChanged(endpoint, phone(state))))
@@ -359,7 +367,7 @@ class RoutingService:
                 with contextlib.suppress(AriError):
                     await self.ari.destroy_bridge(action.bridge_id)
             case act.QueueAnswered():
-                call = self._calls.get(action.contact_id)
+                call = self._calls.pop(action.contact_id, None)  # the flow's last word from the queue
                 if call is not None:
                     call.feed(ivr_events.QueueAnswered())
             case act.QueueExited():
@@ -389,12 +397,6 @@ class RoutingService:
                 self._spawn(self._release(action))
             case act.Log():
                 getattr(log, action.level)(action.message, **action.fields)
-        if isinstance(action, act.QueueAnswered | act.QueueExited | act.Bridge):
-            self._forget_gone_calls()
-
-    def _forget_gone_calls(self) -> None:
-        for contact_id in [c for c in self._calls if self.switchboard.party(c) is None]:
-            del self._calls[contact_id]
 
     async def _originate(self, action: act.Originate) -> None:
         app = (
