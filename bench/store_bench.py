@@ -35,7 +35,10 @@ import structlog
 from hotline.store.db import open_store
 from hotline.store.events import ContactEvent, new_event
 from hotline.store.writer import EventWriter
-from hotline.testing.pg import Cluster
+
+# the tests' throwaway PostgreSQL (tests/support/pg.py): one helper for tests and benchmarks
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.pg import Cluster
 
 JOURNEY = [
     (

@@ -3,7 +3,6 @@ file with many mistakes is still checked (no did-you-mean over every node for ev
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +11,8 @@ from click.testing import CliRunner
 from hotline.cli import main
 from ivr.errors import FlowErrors
 from ivr.loader import parse_flow
+from support.big_flow import generate
 from yamlfile import MAX_BYTES
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from lint_bench import generate
 
 
 def test_a_flow_over_the_size_limit_is_refused_at_once(tmp_path: Path) -> None:

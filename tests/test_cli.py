@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from hotline.cli import main
 from ivr.loader import parse_yaml
+from support.paths import FLOWS
 
-FLOWS = Path(__file__).resolve().parent.parent / "flows"
 HOTLINE = FLOWS / "hotline.yaml"
 
 

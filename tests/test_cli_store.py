@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from hotline.cli import main
 from hotline.store.db import open_store
 from hotline.store.events import ContactEvent, new_event
-from hotline.testing.pg import free_port
+from support.pg import free_port
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 TOKEN = "cli-test-token-0123456789abcdef"

@@ -11,8 +11,8 @@ from ruamel.yaml import YAML
 
 from hotline.config import TOKENS_ENV, AmiConfig, AsteriskConfig, Config, ConfigError, load_config
 from hotline.store.db import default_url
+from support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "crm-token-0123456789abcdef"
 OTHER = "other-token-9876543210fedcba"
 

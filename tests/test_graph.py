@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +13,7 @@ from ivr.flowset import FlowSet
 from ivr.graph import condition_text, to_dot
 from ivr.loader import load_flowset, parse_yaml
 from ivr.model import Condition, Flow
-
-FLOWS = Path(__file__).resolve().parent.parent / "flows"
+from support.paths import FLOWS
 
 
 def flow(text: str) -> Flow:

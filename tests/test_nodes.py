@@ -21,8 +21,7 @@ from ivr.loader import parse_yaml
 from ivr.model import NODE_TYPES, Flow, NodeBase, node_type
 from ivr.nodes import REGISTRY, Scope
 from ivr.nodes import _checked as checked_registry
-
-ROOT = Path(__file__).resolve().parent.parent
+from support.paths import ROOT
 
 
 def test_the_registry_is_the_list_of_node_types() -> None:

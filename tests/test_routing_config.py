@@ -18,9 +18,7 @@ from hotline.config import ConfigError
 from hotline.flowfiles import flows_in, load_flow_files
 from ivr.model import Callback, Queue
 from routing.model import QueueConfig
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "routing.example.yaml"
+from support.paths import ROOT, ROUTING_EXAMPLE
 
 
 def errors_of(text: str) -> list[str]:
@@ -32,15 +30,15 @@ def errors_of(text: str) -> list[str]:
 
 
 def test_the_example_loads_without_warnings_and_shows_every_queue_key() -> None:
-    loaded = read_routing_config(EXAMPLE)
+    loaded = read_routing_config(ROUTING_EXAMPLE)
     assert loaded.warnings == ()
     config = loaded.config
-    assert config == load_routing_config(str(EXAMPLE))
+    assert config == load_routing_config(str(ROUTING_EXAMPLE))
     assert {agent_id: agent.endpoint for agent_id, agent in config.agents.items()} == {
         f"agent{n}": f"PJSIP/agent{n}" for n in range(1, 5)
     }
     assert list(config.queues) == ["customer_service", "sales", "support", "dispatch"]
-    text = EXAMPLE.read_text(encoding="utf-8")
+    text = ROUTING_EXAMPLE.read_text(encoding="utf-8")
     missing = [key for key in QueueConfig.model_fields if f"    {key}:" not in text]
     assert missing == []
 
@@ -48,7 +46,7 @@ def test_the_example_loads_without_warnings_and_shows_every_queue_key() -> None:
 def test_the_example_staffs_every_queue_node_of_the_shipped_flows() -> None:
     """Each queue node (and call-back) of flows/ names a queue of the example, and some agent has
     every skill it asks for at the level it asks: no caller of the shipped flow waits for nobody."""
-    config = load_routing_config(EXAMPLE)
+    config = load_routing_config(ROUTING_EXAMPLE)
     flows = load_flow_files(flows_in(ROOT / "flows"))
     asked: list[tuple[str, str, dict[str, int]]] = []
     for flow_name in flows:

@@ -12,8 +12,8 @@ import pytest
 from ivr.loader import parse_yaml
 from ivr.model import NODE_TYPES
 from ivr.schema import flow_schema
+from support.paths import FLOWS
 
-FLOWS = Path(__file__).resolve().parent.parent / "flows"
 VALIDATOR = jsonschema.Draft202012Validator(flow_schema())
 
 

@@ -16,7 +16,6 @@ import importlib
 import importlib.util
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
@@ -27,9 +26,9 @@ from ivr import events as ev
 from ivr.flowset import FlowSet
 from ivr.model import Callback, Collect, Flow, Language, Menu, Queue
 from ivr.session import OUTCOMES, Session
+from support.paths import FLOWS
 
 DRAIN_LIMIT = 500
-FLOWS_FOLDER = Path(__file__).resolve().parent.parent / "flows"
 
 HOTLINE: dict[str, Any] = {
     "flow": "hotline",
@@ -179,7 +178,7 @@ def fixtures() -> list[tuple[FlowSet, str]]:
 
 def shipped() -> list[tuple[FlowSet, str]]:
     """Every flow in `flows/`, loaded as the service loads them, once the loader is there."""
-    files = sorted(FLOWS_FOLDER.glob("*.yaml"))
+    files = sorted(FLOWS.glob("*.yaml"))
     if not files or importlib.util.find_spec("hotline.flowfiles") is None:
         return []
     flows: FlowSet = importlib.import_module("hotline.flowfiles").load_flow_files(files)

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from support.paths import ROOT
 from yamlfile import Limits, Position, read_yaml
 from yamlfile.reader import _CParser
 
-ROOT = Path(__file__).resolve().parent.parent
 PARSERS = [pytest.param(True, id="libyaml"), pytest.param(False, id="ruamel")]
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from api_helpers import TOKEN, Api, serve
 
 from hotline.store.db import Store
+from support.api_helpers import TOKEN, Api, serve
 
 
 @pytest.fixture

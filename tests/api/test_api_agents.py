@@ -14,7 +14,6 @@ from typing import Any
 import jsonschema
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from api_helpers import TOKEN, Api
 
 from hotline.agents import RoutingService
 from hotline.agents.routing_file import load_routing_config
@@ -24,8 +23,9 @@ from hotline.asterisk.ari import AriClient
 from hotline.store.db import Store, open_store
 from routing.switchboard import Switchboard
 from routing.switchboard.events import CallerQueued, ChannelGone
+from support.api_helpers import TOKEN, Api
+from support.paths import ROUTING_EXAMPLE
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "routing.example.yaml"
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
 
@@ -58,7 +58,7 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
 
 @pytest.fixture
 async def desk(sqlite_store: Store) -> AsyncIterator[Desk]:
-    config = load_routing_config(EXAMPLE)
+    config = load_routing_config(ROUTING_EXAMPLE)
     clock = Clock()
     # no Asterisk behind this address: agents' requests never reach ARI, and a test that made them would fail
     ari = AriClient("http://127.0.0.1:9/ari", "hotline", "unused", "hotline")

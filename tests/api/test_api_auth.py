@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_helpers import TOKEN, Api, serve
 
 from hotline.store.db import Store
+from support.api_helpers import TOKEN, Api, serve
 
 OTHER = "second-token-abcdefghijklmnop"
 

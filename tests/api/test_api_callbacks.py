@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from api_helpers import TOKEN, Api, serve
 
 from hotline.agents import RoutingService
 from hotline.agents.routing_file import load_routing_config
@@ -21,15 +19,16 @@ from hotline.asterisk.ari import AriClient
 from hotline.store.callbacks import CallbackStore
 from hotline.store.db import Store
 from routing.switchboard import Switchboard
+from support.api_helpers import TOKEN, Api, serve
+from support.paths import ROUTING_EXAMPLE
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "routing.example.yaml"
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 WINDOW = {"from": "2026-11-02T14:00:00+01:00", "to": "2026-11-02T16:00:00+01:00"}
 
 
 @pytest.fixture
 async def api(store: Store) -> AsyncIterator[Api]:
-    config = load_routing_config(EXAMPLE)
+    config = load_routing_config(ROUTING_EXAMPLE)
     # no Asterisk behind this address: call-back requests never reach ARI
     ari = AriClient("http://127.0.0.1:9/ari", "hotline", "unused", "hotline")
     routing = RoutingService(Switchboard(config), ari, None, clock=lambda: T0)

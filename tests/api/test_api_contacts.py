@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from api_helpers import T0, TOKEN, Api, call
-
 from hotline.store.db import Store
+from support.api_helpers import T0, TOKEN, Api, call
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from api_helpers import Api
+from support.api_helpers import Api
 
 UTC_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from api_helpers import TOKEN, Api
 
 from hotline.store.db import Store
 from hotline.store.errors import StoreUnavailable
+from support.api_helpers import TOKEN, Api
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 STORE_METHODS = (

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from api_helpers import T0, Api, call
-
 from hotline.store.db import Store
+from support.api_helpers import T0, Api, call
 
 
 async def sync(api: Api, after: int, limit: int) -> tuple[list[str], list[int], int]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
-from api_helpers import TOKEN, Api
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hotline.metrics import AGENT_STATES, Readings, registry
 from routing.router import AgentView, QueueFigures, QueueView, WaitingView
+from support.api_helpers import TOKEN, Api
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 

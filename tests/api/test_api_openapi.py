@@ -4,16 +4,16 @@ answers the API really gives match the schemas it documents."""
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-from api_helpers import T0, Api, call
 
 from hotline.api.app import ALL_ROUTES
 from hotline.api.errors import ERROR_IDS
 from hotline.store.db import Store
+from support.api_helpers import T0, Api, call
+from support.paths import DOCS
 
 #: The shape of an OpenAPI 3.1 document, as far as this API uses it.
 OPENAPI_SHAPE: dict[str, Any] = {
@@ -247,7 +247,7 @@ async def test_answers_match_their_documented_schemas(
 
 
 def test_the_api_doc_covers_every_route_and_error() -> None:
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text(encoding="utf-8")
+    doc = (DOCS / "api.md").read_text(encoding="utf-8")
     missing = [
         f"{r.method} {r.path}" for r in ALL_ROUTES if f"{r.method} {r.path}" not in doc.replace("?phone=", "")
     ]

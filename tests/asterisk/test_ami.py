@@ -11,12 +11,10 @@ import shutil
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
-from harness import Caller
 
 from hotline.asterisk.ami import (
     AmiLoginError,
@@ -31,8 +29,9 @@ from hotline.asterisk.ami import (
     health_report,
 )
 from hotline.asterisk.sandbox import DIALPLAN_DIR, Running, Sandbox
+from support.harness import Caller
+from support.paths import SIPP_SCENARIOS
 
-SIPP_DIR = Path(__file__).parent / "sipp"
 CRLF = "\r\n"
 
 
@@ -380,7 +379,7 @@ class Phone:
         """REGISTER agent1 with digest auth (`expires=0` logs the phone out); SIPp exits when done."""
         argv = self._argv(
             "-sf",
-            str(SIPP_DIR / "agent_register.xml"),
+            str(SIPP_SCENARIOS / "agent_register.xml"),
             "-s",
             "agent1",
             "-au",

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from harness import HOTLINE_NUMBER, Caller, Events, ari_client, is_event, new_id
 
 from hotline.asterisk.ari import AriClient, backoff_delay
 from hotline.asterisk.errors import AriNotFound, AriUnauthorized, AriUnavailable
@@ -27,6 +26,7 @@ from hotline.asterisk.events import (
     parse_event,
 )
 from hotline.asterisk.sandbox import ARI_APP, DIALPLAN_DIR, Running, Sandbox
+from support.harness import HOTLINE_NUMBER, Caller, Events, ari_client, is_event, new_id
 
 
 @dataclass

@@ -12,8 +12,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-from test_routing import ANSWERS, CALLER_ID, Desk, agent, desk, of_type, queue_flow, routing
-
 from hotline.asterisk.sandbox import Running
 from hotline.callbacks.worker import CallbackWorker
 from hotline.store import Callback, CallbackStore
@@ -21,6 +19,7 @@ from ivr.flowset import FlowSet
 from ivr.model import Flow
 from routing.model import RoutingConfig
 from routing.switchboard import Settings
+from support.routed_hotline import ANSWERS, CALLER_ID, Desk, agent, desk, of_type, queue_flow, routing
 
 OFFER = "sound:vm-tocallback"
 

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import structlog.testing
-from test_routing import ANSWERS, RINGS, RecordingWorker, RoutedHotline, agent, routing
 
 from hotline.asterisk.events import StasisStart
 from hotline.asterisk.sandbox import Running
 from hotline.store import Callback, CallbackStore, Contact
 from routing.model import RoutingConfig
 from routing.switchboard import Settings
+from support.routed_hotline import ANSWERS, RINGS, RecordingWorker, RoutedHotline, agent, routing
 
 NUMBER = "+48221234567"
 OUTBOUND = "+48225550100"

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import HOTLINE_NUMBER, Caller, Events, ari_client, is_event
 
 from hotline.asterisk.events import AriEvent, PlaybackStarted, StasisEnd, StasisStart
 from hotline.asterisk.sandbox import ARI_APP, Running
@@ -20,6 +19,7 @@ from hotline.calls.runner import NO_ROUTING
 from hotline.store import EventWriter, Store, StoredEvent, open_store
 from ivr.flowset import FlowSet
 from ivr.model import Flow
+from support.harness import HOTLINE_NUMBER, Caller, Events, ari_client, is_event
 
 
 def menu_flow(menu_timeout: float) -> FlowSet:

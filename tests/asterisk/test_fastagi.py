@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from harness import Caller, Events, is_event
 
 from hotline.asterisk.events import ChannelVarset, StasisEnd, StasisStart
 from hotline.asterisk.fastagi import DEFAULT_PORT, FastAgiServer
 from hotline.asterisk.sandbox import Running
 from ivr.loader import load_flowset
+from support.harness import Caller, Events, is_event
 
 AGI_NUMBER = "Local/100@hotline-agi"
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
-from harness import Caller, Events, ari_client, is_event
 
 from hotline.agents import RoutingService
 from hotline.agents.features import (
@@ -39,6 +37,8 @@ from hotline.asterisk.events import (
 from hotline.asterisk.sandbox import ARI_APP, Running
 from routing.model import RoutingConfig
 from routing.switchboard import Switchboard
+from support.harness import Caller, Events, ari_client, is_event
+from support.paths import DIALPLAN
 
 CONFIG = RoutingConfig.model_validate(
     {
@@ -161,7 +161,7 @@ def test_a_phone_channel_is_matched_by_its_endpoint() -> None:
 
 
 def test_the_dialplan_sends_the_codes_this_module_handles() -> None:
-    dialplan = (Path(__file__).resolve().parents[2] / "dialplan" / "extensions.conf").read_text()
+    dialplan = (DIALPLAN / "extensions.conf").read_text()
     for code, feature in (("*21", "login"), ("*22", "logout"), ("*23", "pause")):
         assert f"exten => {code},1,Stasis(hotline,feature,{feature})" in dialplan
         assert feature in DONE_SOUNDS

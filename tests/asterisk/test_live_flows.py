@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from harness import HOTLINE_NUMBER, Caller, Hotline, is_event
 
 from hotline.asterisk.errors import AriNotFound
 from hotline.asterisk.events import (
@@ -32,6 +31,7 @@ from hotline.calls.runner import NO_ROUTING
 from hotline.store import StoredEvent
 from ivr.flowset import FlowSet
 from ivr.model import Flow
+from support.harness import HOTLINE_NUMBER, Caller, Hotline, is_event
 
 #: Asterisk core sounds the flows play, with their lengths: long ones to press keys into.
 MONKEYS = "tt-monkeys"  # 16 s

@@ -12,17 +12,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from harness import Hotline
 
 from hotline.asterisk.errors import AriError, AriNotFound
 from hotline.asterisk.events import AriEvent, ChannelDtmfReceived, StasisStart
 from hotline.asterisk.sandbox import Running
-from hotline.testing.dtmf_pcap import dtmf_pcap, write_dtmf_pcap
-from hotline.testing.sipp import caller_argv
 from ivr.flowset import FlowSet
 from ivr.model import Flow
+from support.dtmf_pcap import dtmf_pcap, write_dtmf_pcap
+from support.harness import Hotline
+from support.paths import SIPP_SCENARIOS
+from support.sipp import caller_argv
 
-SCENARIO = Path(__file__).parent / "sipp" / "caller_dtmf.xml"
+SCENARIO = SIPP_SCENARIOS / "caller_dtmf.xml"
 #: How long SIPp may take for the whole call before the test gives up on it.
 SIPP_TIMEOUT = 20.0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from routing_helpers import at, config, of
 
 from routing.actions import (
     CancelTimer,
@@ -26,6 +25,7 @@ from routing.events import (
 )
 from routing.model import RoutingConfig
 from routing.router import Router
+from support.routing_helpers import at, config, of
 
 
 def offers(actions: list) -> list[tuple[str, str]]:

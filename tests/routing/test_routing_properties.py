@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from routing_helpers import at, config
 
 from routing.actions import (
     Action,
@@ -41,6 +40,7 @@ from routing.events import (
 )
 from routing.naive import scanning
 from routing.router import Router, meets
+from support.routing_helpers import at, config
 
 AGENT_IDS = ("a1", "a2", "a3")
 CFG = config(

@@ -6,7 +6,6 @@ import copy
 
 import pydantic
 import pytest
-from routing_helpers import at, config, of
 
 from routing.actions import (
     AgentStateChanged,
@@ -35,6 +34,7 @@ from routing.events import (
 )
 from routing.model import RoutingConfig
 from routing.router import Router
+from support.routing_helpers import at, config, of
 
 
 def offers(actions: list) -> list[tuple[str, str]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from routing_helpers import at, config, of
 
 from routing.actions import AgentStateChanged
 from routing.agents import TRANSITIONS, AgentEvent, AgentState, next_state
@@ -22,6 +21,7 @@ from routing.events import (
     WrapUpEnded,
 )
 from routing.router import Router
+from support.routing_helpers import at, config, of
 
 S, E = AgentState, AgentEvent
 

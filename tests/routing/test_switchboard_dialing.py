@@ -8,13 +8,12 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from switchboard_helpers import T0, Board, DueCallback, config
-
 from routing import events as routing_events
 from routing.switchboard import Settings
 from routing.switchboard import actions as act
 from routing.switchboard import events as ev
 from routing.switchboard.dialing import customer_outcome, whisper
+from support.switchboard_helpers import T0, Board, DueCallback, config
 
 DIAL = "PJSIP/{number}@trunk"
 

@@ -24,7 +24,6 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from switchboard_helpers import T0, DueCallback, config
 
 from routing import events as routing_events
 from routing.errors import RoutingError
@@ -32,6 +31,7 @@ from routing.events import CallbackOffering
 from routing.switchboard import Settings, Switchboard
 from routing.switchboard import actions as act
 from routing.switchboard import events as ev
+from support.switchboard_helpers import T0, DueCallback, config
 
 AGENTS = ("ann", "bob", "cid")
 

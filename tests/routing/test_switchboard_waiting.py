@@ -4,13 +4,12 @@ call-back, and the agents' phones as AMI sees them."""
 
 from __future__ import annotations
 
-from switchboard_helpers import Board, config
-
 from routing import events as routing_events
 from routing.events import CallbackOffering
 from routing.switchboard import actions as act
 from routing.switchboard import events as ev
 from routing.switchboard.waiting import announcement, caller_id, ring_reason
+from support.switchboard_helpers import Board, config
 
 OFFER = ("sound:vm-press", "digits/1", "sound:vm-tocallback")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +20,8 @@ from ivr import actions, events
 from ivr.flowset import FlowSet
 from ivr.model import Flow
 from routing.model import RoutingConfig
+from support.paths import ROUTING_EXAMPLE
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "routing.example.yaml"
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 FLOWS = FlowSet(
     {"test": Flow.model_validate({"flow": "test", "start": "bye", "nodes": {"bye": {"hangup": None}}})}
@@ -45,7 +44,7 @@ async def ari() -> AsyncIterator[AriClient]:
 
 @pytest.fixture
 def routing() -> RoutingConfig:
-    return load_routing_config(EXAMPLE)
+    return load_routing_config(ROUTING_EXAMPLE)
 
 
 def runner(

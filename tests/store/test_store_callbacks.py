@@ -1,7 +1,6 @@
 """Call-backs in the store on real SQLite files and a real PostgreSQL: create, list, cancel, reschedule,
-due order, one claimer per call-back, lapsed leases, and recovery after kill -9.
-
-Run as a script, this file is the stand-in for a crashing service (see `crash_worker`).
+due order, one claimer per call-back, lapsed leases, and recovery after kill -9 (of the stand-in for a
+crashing service, support/callback_crash.py).
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -24,9 +22,10 @@ from hotline.store.errors import SchemaOutOfDate
 from hotline.store.events import new_event
 from hotline.store.tables import contact_events
 from routing.callbacks import IllegalCallbackMove, RetryPolicy
+from support.paths import SUPPORT
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-SCRIPT = Path(__file__).resolve()
+SCRIPT = SUPPORT / "callback_crash.py"
 POLICY = RetryPolicy(attempts=3, delay=120, expiry=24 * 3600)
 
 
@@ -345,21 +344,6 @@ async def test_a_store_at_the_first_schema_upgrades_and_keeps_its_events(store_u
 # -- kill -9 -----------------------------------------------------------------------------------------
 
 
-async def crash_worker(url: str, owner: str, now: datetime, dial: int) -> None:
-    """Claim every due call-back, start dialing `dial` of them, say so, then wait to be killed."""
-    store = await open_store(url, migrate=False)
-    callbacks = CallbackStore(store)
-    claimed = await callbacks.claim_due(owner, now, 300, limit=100)
-    for n, cb in enumerate(claimed):
-        if n < dial:
-            assert await callbacks.start_dial(cb.id, owner, f"{cb.id}-try", now, 300) is not None
-            print("dialing", cb.id, flush=True)
-        else:
-            print("queued", cb.id, flush=True)
-    print("ready", flush=True)
-    await asyncio.sleep(120)
-
-
 async def test_kill_9_mid_dial_every_callback_happens_exactly_once(store_url: str) -> None:
     await upgrade(store_url)
     store = await open_store(store_url)
@@ -419,10 +403,6 @@ async def test_kill_9_mid_dial_every_callback_happens_exactly_once(store_url: st
             ]
     finally:
         await store.close()
-
-
-if __name__ == "__main__":
-    asyncio.run(crash_worker(sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3]), int(sys.argv[4])))
 
 
 async def test_a_released_placeholder_is_due_again_or_expires(store: Store) -> None:

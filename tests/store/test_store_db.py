@@ -28,6 +28,7 @@ from hotline.store.errors import (
 )
 from hotline.store.events import EVENT_DATA, EVENT_TYPES, Customer, new_event
 from hotline.store.tables import UTCDateTime, metadata
+from support.paths import FLOWS
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 PLUS_FIVE_HALF = timezone(timedelta(hours=5, minutes=30))
@@ -199,7 +200,7 @@ def test_urls() -> None:
 
 
 async def test_store_hides_the_password_and_reports_an_unreachable_database() -> None:
-    from hotline.testing.pg import free_port
+    from support.pg import free_port
 
     url = f"postgresql+asyncpg://hotline:s3cret@127.0.0.1:{free_port()}/hotline"
     with pytest.raises(StoreUnavailable, match="is unavailable") as raised:
@@ -408,8 +409,6 @@ async def test_a_bad_import_writes_nothing(
 
 
 # -- the engine's own events -----------------------------------------------------------------------
-
-FLOWS = Path(__file__).resolve().parents[2] / "flows"
 
 
 def _simulated(contact: str, digits: list[str], start: datetime) -> list[Any]:

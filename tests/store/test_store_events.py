@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -12,8 +11,9 @@ from hotline.store.errors import InvalidEvent, InvalidPhone, StoreError
 from hotline.store.events import EVENT_DATA, EVENT_TYPES, ContactEvent, new_event, validate_event
 from hotline.store.phones import normalise, normalise_or_keep
 from ivr.actions import EVENT_TYPES as IVR_EVENT_TYPES
+from support.paths import DOCS
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "contacts.md"
+DOC = DOCS / "contacts.md"
 WARSAW_WINTER = timezone(timedelta(hours=1))
 
 

@@ -22,10 +22,11 @@ from hotline.store.db import Store, open_store, upgrade
 from hotline.store.errors import InvalidEvent, SpoolInUse, WriterStopped
 from hotline.store.events import ContactEvent, new_event
 from hotline.store.writer import EventWriter
-from hotline.testing.pg import Cluster
+from support.paths import SUPPORT
+from support.pg import Cluster
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-SCRIPT = Path(__file__).resolve().parent / "writer_process.py"
+SCRIPT = SUPPORT / "writer_process.py"
 
 
 def events(count: int, start: int = 0) -> list[ContactEvent]:

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from service_harness import ServiceProcess, make_service
 
 from hotline.asterisk.sandbox import Running
+from support.service_harness import ServiceProcess, make_service
 
 
 @pytest.fixture

@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from service_harness import ServiceProcess, make_service
-from test_routing_e2e import AgentPhone, ari, free_udp_port, until
 
 from hotline.asterisk.sandbox import Running
+from support.phones import AgentPhone, free_udp_port
+from support.service_harness import ServiceProcess, ari, make_service, until
 
 TOKEN = "e2e-callback-token-0123456789"
 CALLER = "+48221234567"

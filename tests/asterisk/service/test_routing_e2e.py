@@ -4,42 +4,33 @@ the phone answers, caller and agent are bridged, and the contact shows queue, wa
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import re
-import shutil
-import socket
 import subprocess
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
-from service_harness import HOTLINE, ROOT, ServiceProcess, make_service
 
 from hotline.asterisk.sandbox import Running
+from support.paths import ROUTING_EXAMPLE
+from support.phones import AgentPhone
+from support.service_harness import HOTLINE, ServiceProcess, ari, make_service, until
 
-SIPP_DIR = Path(__file__).resolve().parents[1] / "sipp"
 TOKEN = "e2e-routing-token-0123456789"
 #: English, main menu 3 (technical support), support menu 1 (internet), the contract number and 1 to
 #: confirm the read-back (pressed into it: reading the number back lets the caller's keys in).
 SUPPORT_DIGITS = "1,3,1,101234561"
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def routing_file(folder: Path) -> Path:
     """routing.example.yaml with short rings, wrap-up and no announcements, so the test is quick."""
     yaml = YAML(typ="safe")
-    routing = yaml.load((ROOT / "routing.example.yaml").read_text(encoding="utf-8"))
+    routing = yaml.load(ROUTING_EXAMPLE.read_text(encoding="utf-8"))
     for agent in routing["agents"].values():
         agent["wrapup"] = 1
     for queue in routing["queues"].values():
@@ -49,49 +40,6 @@ def routing_file(folder: Path) -> Path:
     with path.open("w", encoding="utf-8") as out:
         yaml.dump(routing, out)
     return path
-
-
-class AgentPhone:
-    """agent1's SIP phone: SIPp registers it with digest auth, then answers one call on the same port."""
-
-    def __init__(self, asterisk: Running) -> None:
-        sipp = shutil.which("sipp")
-        assert sipp, "SIPp is missing: apt-get install sip-tester"
-        self.sipp = sipp
-        self.asterisk = asterisk
-        self.port = free_udp_port()
-        self.answering: subprocess.Popen[bytes] | None = None
-
-    def _argv(self, *scenario: str) -> list[str]:
-        return [
-            self.sipp,
-            f"{self.asterisk.sip_host}:{self.asterisk.sip_port}",
-            *scenario,
-            *("-i", "127.0.0.1", "-p", str(self.port), "-mp", str(free_udp_port()), "-nostdin", "-m", "1"),
-        ]
-
-    def register(self, expires: int) -> None:
-        """`expires=0` logs the phone out."""
-        done = subprocess.run(
-            self._argv(
-                *("-sf", str(SIPP_DIR / "agent_register.xml"), "-s", "agent1", "-au", "agent1"),
-                *("-ap", self.asterisk.values["AGENT_PASSWORD"], "-key", "expires", str(expires)),
-                *("-timeout", "5s", "-timeout_error"),
-            ),
-            capture_output=True,
-            timeout=10,
-        )
-        assert done.returncode == 0, (done.stdout + done.stderr).decode(errors="replace")[-2000:]
-
-    def answer(self) -> None:
-        self.answering = subprocess.Popen(
-            self._argv("-sn", "uas"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-
-    def stop(self) -> None:
-        if self.answering is not None and self.answering.poll() is None:
-            self.answering.kill()
-            self.answering.wait(10)
 
 
 @pytest.fixture
@@ -129,26 +77,6 @@ def api(service: ServiceProcess, method: str, path: str) -> Any:
     )
     with urllib.request.urlopen(request, timeout=5) as answer:
         return json.loads(answer.read())
-
-
-def ari(asterisk: Running, method: str, path: str) -> Any:
-    login = base64.b64encode(f"{asterisk.ari_user}:{asterisk.ari_password}".encode()).decode()
-    request = urllib.request.Request(
-        f"{asterisk.ari_url}{path}", method=method, headers={"Authorization": f"Basic {login}"}
-    )
-    with urllib.request.urlopen(request, timeout=5) as answer:
-        body = answer.read()
-    return json.loads(body) if body else None
-
-
-def until(what: Callable[[], Any], timeout: float, why: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = what()
-        if found:
-            return found
-        assert time.monotonic() < deadline, why
-        time.sleep(0.1)
 
 
 def agent1(service: ServiceProcess) -> dict[str, Any]:

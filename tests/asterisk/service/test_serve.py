@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Caller, is_event
-from service_harness import ServiceProcess, make_service
 
 from hotline.asterisk.events import StasisEnd
 from hotline.asterisk.sandbox import DIALPLAN_DIR, Running, Sandbox
 from hotline.store import Store, StoredEvent, open_store
 from hotline.store.writer import SEGMENT_PREFIX, SEGMENT_SUFFIX
+from support.harness import Caller, is_event
+from support.service_harness import ServiceProcess, make_service
 
 TEST_NUMBER = "Local/s@hotline"  # extension s: the test flow (flows.numbers in conftest)
 

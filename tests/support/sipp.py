@@ -1,5 +1,5 @@
 """The SIPp command line of a test caller: it dials 100 through digest auth and presses keys as RFC 4733
-RTP packets from a pcap (`hotline.testing.dtmf_pcap`), all on loopback."""
+RTP packets from a pcap (`support.dtmf_pcap`), all on loopback."""
 
 from __future__ import annotations
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hotline.testing.docker import DOCKER, DockerEngine
+from support.docker import DOCKER, DockerEngine
+from support.paths import ROOT
 
-REPO = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = REPO / "docker" / "compose.yaml"
+COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
 #: A fixed name: the images it builds stay in the cached engine between runs.
 PROJECT = "hotline-deploy-test"
 #: RTP ports published (each call takes an even one and the odd one after it).

@@ -1,9 +1,10 @@
 """`hotline serve` as a subprocess against the real Asterisk sandbox: its own config, SQLite store, copy
-of flows/ and free API port in tmp_path; the test talks to it as callers do (ARI `Local/...` calls) and
-reads what it wrote (the store, its log, /api/health)."""
+of flows/ and free API port in tmp_path; the test talks to it as callers do (ARI `Local/...` calls, `ari`)
+and reads what it wrote (the store, its log, /api/health), waiting for it with `until`."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -14,13 +15,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hotline.asterisk.sandbox import Running
+from support.paths import FLOWS
 
-ROOT = Path(__file__).resolve().parents[3]
 HOTLINE = Path(sys.executable).parent / "hotline"
 #: A Monday morning in Warsaw: the shipped flow's office is open.
 OPEN_HOURS = "2026-11-16T10:00+01:00"
@@ -130,7 +132,7 @@ class ServiceProcess:
 
 def make_service(folder: Path, asterisk: Running, menu_timeout: float = 8.0) -> ServiceProcess:
     flows = folder / "flows"
-    shutil.copytree(ROOT / "flows", flows)
+    shutil.copytree(FLOWS, flows)
     (flows / "test.yaml").write_text(TEST_FLOW.replace("MENU_TIMEOUT", str(menu_timeout)), encoding="utf-8")
     port = free_port()
     config = folder / "hotline.yaml"
@@ -162,3 +164,25 @@ log:
     }
     env.pop("HOTLINE_CONFIG", None)
     return ServiceProcess(folder, config, flows, folder / "service.log", f"http://127.0.0.1:{port}", env)
+
+
+def ari(asterisk: Running, method: str, path: str) -> Any:
+    """One ARI request with the sandbox's credentials; its JSON answer, or None for an empty one."""
+    login = base64.b64encode(f"{asterisk.ari_user}:{asterisk.ari_password}".encode()).decode()
+    request = urllib.request.Request(
+        f"{asterisk.ari_url}{path}", method=method, headers={"Authorization": f"Basic {login}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        body = answer.read()
+    return json.loads(body) if body else None
+
+
+def until(what: Callable[[], Any], timeout: float, why: str) -> Any:
+    """`what()` once it is truthy, polled every 0.1 s; fails with `why` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = what()
+        if found:
+            return found
+        assert time.monotonic() < deadline, why
+        time.sleep(0.1)

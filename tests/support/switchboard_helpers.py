@@ -6,13 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from routing_helpers import T0, at, config
-
 from routing import events as routing_events
 from routing.model import RoutingConfig
 from routing.switchboard import Settings, Switchboard
 from routing.switchboard import actions as act
 from routing.switchboard import events as ev
+from support.routing_helpers import T0, at, config
 
 A = TypeVar("A")
 
