@@ -274,8 +274,8 @@ def test_a_new_node_type_is_its_module_its_registry_line_and_its_docs_section(tm
     the engine, `hotline call` and the docs test all take it."""
     shutil.copytree(ROOT / "ivr", tmp_path / "ivr", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "docs").mkdir()
-    (tmp_path / "tests").mkdir()
-    shutil.copy(ROOT / "tests" / "test_docs_examples.py", tmp_path / "tests")
+    (tmp_path / "tests" / "ivr").mkdir(parents=True)
+    shutil.copy(ROOT / "tests" / "ivr" / "test_docs_examples.py", tmp_path / "tests" / "ivr")
 
     # 1. its module
     (tmp_path / "ivr" / "nodes" / "chime.py").write_text(TOY, encoding="utf-8")

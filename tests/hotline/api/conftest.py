@@ -1,4 +1,4 @@
-"""The API over loopback against the real store: `store` (tests/conftest.py) runs each test on SQLite
+"""The API over loopback against the real store: `store` (support/fixtures/stores.py) runs each test on SQLite
 and on PostgreSQL."""
 
 from __future__ import annotations

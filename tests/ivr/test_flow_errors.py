@@ -1,5 +1,6 @@
-"""Golden tests: each broken flow in tests/flows_broken gives exactly these `file:line:column: path: message`
-lines; and flow files on disk (sounds folders, unreadable files) through hotline.flowfiles."""
+"""Golden tests: each broken flow in tests/ivr/flows_broken gives exactly these
+`file:line:column: path: message` lines; and flow files on disk (sounds folders, unreadable files)
+through hotline.flowfiles."""
 
 from __future__ import annotations
 

@@ -245,7 +245,7 @@ SHIPPED = [
     *sorted((ROOT / "flows").glob("*.yaml")),
     ROOT / "hotline.example.yaml",
     ROOT / "routing.example.yaml",
-    *sorted((ROOT / "tests" / "flows_broken").glob("*.yaml")),
+    *sorted((ROOT / "tests" / "ivr" / "flows_broken").glob("*.yaml")),
 ]
 
 
