@@ -199,7 +199,7 @@ def test_the_events_table_lists_every_contact_event() -> None:
 def _parts(model: type[BaseModel]) -> Iterator[type[Strict]]:
     """The models `model`'s keys hold (a queue's `queue:`, its `callback:` ...) that have key tables of
     their own, and theirs."""
-    todo = [info.annotation for info in model.model_fields.values()]
+    todo: list[Any] = [info.annotation for info in model.model_fields.values()]
     while todo:
         tp = todo.pop(0)
         if isinstance(tp, type) and issubclass(tp, Strict):
@@ -265,7 +265,7 @@ def test_key_tables_document_every_model_with_its_keys() -> None:
 
 def _documents(cell: str, default: Any) -> bool:
     """Does the default column `cell` state `default`?"""
-    literals = re.findall(r"`([^`]*)`", cell)
+    literals: list[str] = re.findall(r"`([^`]*)`", cell)
     if default is None:
         return not literals or cell.startswith("none")
     if isinstance(default, tuple):

@@ -8,6 +8,7 @@ import pydantic
 import pytest
 
 from routing.actions import (
+    Action,
     AgentStateChanged,
     AnnouncePosition,
     CancelOffer,
@@ -37,7 +38,7 @@ from routing.router import Router
 from support.routing_helpers import at, config, of
 
 
-def offers(actions: list) -> list[tuple[str, str]]:
+def offers(actions: list[Action]) -> list[tuple[str, str]]:
     return [(o.contact_id, o.agent_id) for o in of(actions, OfferContact)]
 
 
@@ -430,7 +431,8 @@ def test_estimate_is_position_times_handle_time_over_agents() -> None:
     # w1 is now first among those waiting: 1 * (301 + 120) / 2 / 2
     assert router.estimate("w1", at(303)) == pytest.approx(105.25)
     actions = router.handle(TimerFired("queue:w1:announce"), at(303))
-    assert AnnouncePosition("w1", 1, pytest.approx(105.25)) in actions
+    announced = [(a.contact_id, a.position, a.estimated_wait) for a in of(actions, AnnouncePosition)]
+    assert ("w1", 1, pytest.approx(105.25)) in announced
     # second call of ann, 101 s: smoothed 0.5 * 101 + 0.5 * 301 = 201
     router.handle(AgentAnswered("ann", "w0"), at(303))
     router.handle(CallEnded("w0"), at(404))

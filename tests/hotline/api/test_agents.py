@@ -312,7 +312,7 @@ async def test_the_stream_sends_agent_states_and_keepalives(desk: Desk) -> None:
         # quiet: a comment every keepalive period (0.2 s here, 15 s by default)
         assert await read_event(response.content, timeout=1.0) == [": keepalive"]
     # the client went away: the service forgets the stream at the next write
-    streams = desk.api.client.app[STREAMS]  # type: ignore[index]
+    streams = desk.api.client.app[STREAMS]
     for _ in range(50):
         if not streams:
             break

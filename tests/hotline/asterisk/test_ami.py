@@ -241,13 +241,16 @@ def test_health_from_core_status_and_settings() -> None:
 # --- panoramisk's framing, fed bytes ---------------------------------------------------------------
 
 
-class _Transport:
+class _Transport(asyncio.Transport):
+    """In place of the socket: keeps what the protocol writes."""
+
     def __init__(self) -> None:
+        super().__init__()
         self.written: list[bytes] = []
         self.closed = False
 
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
+    def write(self, data: bytes | bytearray | memoryview[Any]) -> None:
+        self.written.append(bytes(data))
 
     def close(self) -> None:
         self.closed = True

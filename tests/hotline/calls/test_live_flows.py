@@ -642,7 +642,7 @@ async def test_a_transfer_leaves_the_app_for_the_dialplan(line: Line) -> None:
         await asyncio.sleep(0.05)
     assert channel["dialplan"]["exten"] == "answer"
     assert await line.hotline.ari.get_variable(call.hotline_leg, "TRANSFER_TIMEOUT") == "7"
-    assert call.hotline_leg not in (c["id"] for c in await line.hotline.ari.stasis_channels())
+    assert call.hotline_leg not in (c.id for c in await line.hotline.ari.stasis_channels())
     contact = await line.hotline.contact(call.hotline_leg)
     assert contact.outcome == "transferred"
     ended = await call.stored_until("call_ended")

@@ -73,9 +73,9 @@ async def hotline(asterisk: Running, tmp_path: Path) -> AsyncIterator[Hotline]:
         # a SIP call the flow did not end (the test failed half-way) is hung up here
         with contextlib.suppress(AriError):
             for channel in await line.ari.list_channels():
-                if str(channel.get("name", "")).startswith("PJSIP/caller-"):
+                if channel.name.startswith("PJSIP/caller-"):
                     with contextlib.suppress(AriNotFound):
-                        await line.ari.hangup(str(channel["id"]))
+                        await line.ari.hangup(channel.id)
         await line.stop()
 
 

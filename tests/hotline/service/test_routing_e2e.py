@@ -81,7 +81,8 @@ def api(service: ServiceProcess, method: str, path: str) -> Any:
 
 def agent1(service: ServiceProcess) -> dict[str, Any]:
     agents: dict[str, Any] = api(service, "GET", "/api/agents")
-    [found] = [agent for agent in agents["items"] if agent["id"] == "agent1"]
+    matching: list[dict[str, Any]] = [agent for agent in agents["items"] if agent["id"] == "agent1"]
+    [found] = matching
     return found
 
 

@@ -395,8 +395,8 @@ async def test_kill_9_mid_dial_every_callback_happens_exactly_once(store_url: st
         assert sorted(ids) == sorted(dialing + queued)
         assert await callbacks.due(later + timedelta(seconds=59)) == []
         for cb_id in dialing:
-            n = cb_id.removeprefix("cb")
-            assert await event_types(store, f"contact-{n}") == [
+            number = cb_id.removeprefix("cb")
+            assert await event_types(store, f"contact-{number}") == [
                 "callback_scheduled",
                 "callback_attempted",
                 "callback_scheduled",

@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contacts import EventName
 from hotline.store.events import EVENT_TYPES, OUTCOMES, StoredEvent
 from hotline.store.projection import FIELDS, MAX_IVR_PATH, apply, empty, to_contact
 
@@ -21,7 +22,7 @@ class Journey:
         self.events: list[StoredEvent] = []
 
     def add(
-        self, second: float, type: str, contact: str = "c1", call_id: str | None = None, **data: Any
+        self, second: float, type: EventName, contact: str = "c1", call_id: str | None = None, **data: Any
     ) -> None:
         self.events.append(
             StoredEvent(
@@ -266,7 +267,7 @@ def test_timeline_only_events_change_nothing_but_last_seq() -> None:
     j = Journey()
     j.add(0, "call_started", caller="+48221234567", dialed="100")
     base = j.fold()
-    timeline_only = [
+    timeline_only: list[EventName] = [
         "option_chosen",
         "invalid_input",
         "no_input",
@@ -328,7 +329,7 @@ def test_data_of_the_wrong_shape_is_ignored_not_fatal() -> None:
         max_size=30,
     )
 )
-def test_any_sequence_of_events_gives_a_sane_row(steps: list[tuple[str, int, dict[str, Any]]]) -> None:
+def test_any_sequence_of_events_gives_a_sane_row(steps: list[tuple[EventName, int, dict[str, Any]]]) -> None:
     row: dict[str, Any] | None = None
     for seq, (kind, second, data) in enumerate(sorted(steps, key=lambda s: s[1]), 1):
         row = apply(row, StoredEvent(seq, f"e{seq}", kind, at(second), "c1", None, data))

@@ -10,7 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,7 @@ def segments(spool: Path) -> list[Path]:
     return sorted(spool.glob("events-*.jsonl"))
 
 
-def messages(logs: list[dict[str, Any]], prefix: str) -> list[str]:
+def messages(logs: Sequence[Mapping[str, Any]], prefix: str) -> list[str]:
     return [entry["event"] for entry in logs if str(entry["event"]).startswith(prefix)]
 
 
@@ -159,7 +159,7 @@ async def test_refuses_bad_events_and_writes_only_while_running(store: Store, tm
     with pytest.raises(WriterStopped, match="start"):
         writer.submit(events(1)[0])
     await writer.start()
-    bad = ContactEvent("x1", "no_such_event", T0, "c1", None, {})
+    bad = ContactEvent("x1", "no_such_event", T0, "c1", None, {})  # type: ignore[arg-type]  # what a typo makes
     with pytest.raises(InvalidEvent, match="unknown contact event type"):
         writer.submit(bad)
     await writer.write(events(1)[0])

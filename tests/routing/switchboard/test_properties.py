@@ -273,13 +273,13 @@ def steps(world: World, data: st.DataObject, count: int) -> None:
         elif move == "agent_request":
             agent = data.draw(st.sampled_from(AGENTS))
             kind = data.draw(st.sampled_from(["pause", "resume", "logout", "wrapup"]))
-            request: ev.Event = {
+            requests: dict[str, ev.Event] = {
                 "pause": routing_events.AgentPaused(agent, "lunch"),
                 "resume": routing_events.AgentResumed(agent),
                 "logout": routing_events.AgentLoggedOut(agent),
                 "wrapup": routing_events.WrapUpEnded(agent),
-            }[kind]
-            world.feed(request)
+            }
+            world.feed(requests[kind])
         elif move == "time":
             world.t += data.draw(st.sampled_from([0.5, 3.0, 20.0]))
         elif move == "caller_hangs_up":
@@ -352,5 +352,5 @@ def test_callers_are_never_silent_agents_rung_once_attempts_settled_once(
     assert not world.channels
     assert world.board.held_callbacks() == []
     assert world.board.channels() == []
-    for agent in world.board.agents():
-        assert agent.state in ("logged_out", "available", "paused", "wrap_up"), agent
+    for view in world.board.agents():
+        assert view.state in ("logged_out", "available", "paused", "wrap_up"), view

@@ -4,6 +4,8 @@ call-back, and the agents' phones as AMI sees them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from routing import events as routing_events
 from routing.events import CallbackOffering
 from routing.switchboard import actions as act
@@ -14,7 +16,7 @@ from support.switchboard_helpers import Board, config
 OFFER = ("sound:vm-press", "digits/1", "sound:vm-tocallback")
 
 
-def busy_board(**queue: object) -> Board:
+def busy_board(**queue: Any) -> Board:
     """A board whose one agent is on a call with caller c0: other callers wait, with estimates."""
     b = board(**queue)
     b.log_in("ann")
