@@ -29,7 +29,7 @@ lint:
 	.venv/bin/ruff format --check .
 
 typecheck:
-	.venv/bin/mypy --strict $(PACKAGES)
+	.venv/bin/mypy --strict $(PACKAGES) tests bench
 
 architecture:
 	.venv/bin/lint-imports --no-cache

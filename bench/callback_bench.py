@@ -52,8 +52,11 @@ from hotline.store.callbacks import Callback, CallbackStore
 from hotline.store.db import open_store
 from hotline.store.events import new_event
 from hotline.store.tables import callbacks, contact_events
-from hotline.testing.pg import Cluster
 from routing.callbacks import DUE
+
+# the tests' throwaway PostgreSQL (tests/support/pg.py): one helper for tests and benchmarks
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.pg import Cluster
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 LEASE = 300.0

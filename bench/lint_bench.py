@@ -21,29 +21,9 @@ from ivr.checks import Unchecked, check_flows
 from ivr.model import Flow
 from yamlfile import read_yaml
 
-#: one node of the generated flow, about 170 bytes
-NODE = """\
-  n{i}:
-    description: node number {i} of the big generated flow
-    menu: main-menu
-    options:
-      1: {next}
-      2: end
-    timeout: 5
-    failure: end
-"""
-
-
-def generate(megabytes: float) -> str:
-    parts = ["flow: big\nlanguages: [en]\nstart: n0\nnodes:\n"]
-    size, i = len(parts[0]), 0
-    while size < megabytes * 1024 * 1024:
-        part = NODE.format(i=i, next=f"n{i + 1}")
-        parts.append(part)
-        size += len(part)
-        i += 1
-    parts.append(f"  n{i}:\n    hangup: goodbye\n  end:\n    hangup: goodbye\n")
-    return "".join(parts)
+# the flow generator the big-flow tests use too (tests/support/big_flow.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.big_flow import generate
 
 
 def main() -> None:

@@ -28,16 +28,21 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import structlog
 
+from contacts import EventName
 from hotline.store.db import open_store
 from hotline.store.events import ContactEvent, new_event
 from hotline.store.writer import EventWriter
-from hotline.testing.pg import Cluster
 
-JOURNEY = [
+# the tests' throwaway PostgreSQL (tests/support/pg.py): one helper for tests and benchmarks
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.pg import Cluster
+
+JOURNEY: list[tuple[EventName, dict[str, Any]]] = [
     (
         "call_started",
         {"flow": "hotline", "caller": "+48221234567", "caller_withheld": False, "dialed": "100"},

@@ -8,9 +8,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from deployment import BUILD_TIMEOUT, RTP_PORTS, Stack, free_ports, say
 
-from hotline.testing.docker import DockerEngine, base_tarball
+from support.deployment import BUILD_TIMEOUT, RTP_PORTS, Stack, free_ports, say
+from support.docker import DockerEngine, base_tarball
 
 
 @pytest.fixture(scope="module")

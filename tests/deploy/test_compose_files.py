@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deployment import COMPOSE_FILE, REPO
 from ruamel.yaml import YAML
 
-from hotline.testing.docker import COMPOSE
+from support.deployment import COMPOSE_FILE
+from support.docker import COMPOSE
+from support.paths import ROOT
 
-DOCKER_DIR = REPO / "docker"
+DOCKER_DIR = ROOT / "docker"
 SECRETS = (
     "HOTLINE_DB_PASSWORD",
     "HOTLINE_ARI_PASSWORD",

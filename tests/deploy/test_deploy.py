@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from deployment import PROJECT, Stack
+from support.deployment import PROJECT, Stack
+from support.dtmf_pcap import write_dtmf_pcap
+from support.paths import SIPP_SCENARIOS
+from support.sipp import caller_argv
 
-from hotline.testing.dtmf_pcap import write_dtmf_pcap
-from hotline.testing.sipp import caller_argv
-
-SCENARIO = Path(__file__).resolve().parents[1] / "asterisk" / "sipp" / "caller_dtmf.xml"
+SCENARIO = SIPP_SCENARIOS / "caller_dtmf.xml"
 SIPP_TIMEOUT = 20.0
 
 FLOW = """\

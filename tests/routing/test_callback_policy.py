@@ -29,8 +29,8 @@ WARSAW = ZoneInfo("Europe/Warsaw")
 NINE_TO_FIVE = Window.weekdays(9 * 60, 17 * 60)
 
 
-def warsaw(*args: int) -> datetime:
-    return datetime(*args, tzinfo=WARSAW)  # type: ignore[misc]
+def warsaw(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=WARSAW)
 
 
 # -- the table ---------------------------------------------------------------------------------------

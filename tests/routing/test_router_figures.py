@@ -3,8 +3,6 @@ abandoned callers and the average speed of answer, computed from the router's ow
 
 from __future__ import annotations
 
-from routing_helpers import at, config
-
 from routing.events import (
     AgentAnswered,
     AgentLoggedIn,
@@ -16,6 +14,7 @@ from routing.events import (
 )
 from routing.model import RoutingConfig
 from routing.router import QueueFigures, Router
+from support.routing_helpers import at, config
 
 
 def support(window: float = 3600.0) -> RoutingConfig:

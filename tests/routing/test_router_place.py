@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from routing_helpers import at, config, of
 
 from routing.actions import (
+    Action,
     CancelTimer,
     OfferCallback,
     OfferContact,
@@ -26,17 +26,18 @@ from routing.events import (
 )
 from routing.model import RoutingConfig
 from routing.router import Router
+from support.routing_helpers import at, config, of
 
 
-def offers(actions: list) -> list[tuple[str, str]]:
+def offers(actions: list[Action]) -> list[tuple[str, str]]:
     return [(o.contact_id, o.agent_id) for o in of(actions, OfferContact)]
 
 
-def timers(actions: list) -> dict[str, float]:
+def timers(actions: list[Action]) -> dict[str, float]:
     return {s.timer_id: s.seconds for s in of(actions, StartTimer)}
 
 
-def records(actions: list, kind: str) -> list[RecordEvent]:
+def records(actions: list[Action], kind: str) -> list[RecordEvent]:
     return [r for r in of(actions, RecordEvent) if r.type == kind]
 
 

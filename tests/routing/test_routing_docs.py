@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from ruamel.yaml import YAML
 
 from routing.agents import TRANSITIONS, AgentEvent
 from routing.model import RoutingConfig
+from support.paths import DOCS
 
-TEXT = (Path(__file__).resolve().parents[2] / "docs" / "routing.md").read_text(encoding="utf-8")
+TEXT = (DOCS / "routing.md").read_text(encoding="utf-8")
 
 
 def test_the_configuration_example_validates() -> None:
