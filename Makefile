@@ -35,7 +35,7 @@ architecture:
 	.venv/bin/lint-imports --no-cache
 
 unit:
-	.venv/bin/pytest -q -p no:cacheprovider
+	.venv/bin/pytest -q -p no:cacheprovider --hypothesis-profile=ci
 
 fast:
 	.venv/bin/pytest -q -p no:cacheprovider -m "$(FAST)"

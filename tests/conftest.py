@@ -15,6 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+#: `make test` (and so CI) runs the hypothesis properties on a fixed seed per test, so a merge is
+#: judged on the same examples every time; `make check` and plain pytest keep exploring new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
 
 pytest.register_assert_rewrite("support")  # a helper's failed assert shows its values too
 pytest_plugins = ["support.fixtures.asterisk", "support.fixtures.stores"]
