@@ -14,6 +14,7 @@ from ivr.flowset import FlowSet
 from ivr.model import Flow
 from ivr.session import Session
 from ivr.simulate import scripted, simulate
+from support.session import played, recorded
 
 NOW = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
 CALLER = "+48221234567"
@@ -78,14 +79,6 @@ def requested(s: Session, keys: str = "1") -> act.RequestCallback:
     (request,) = [a for a in press(s, keys) if isinstance(a, act.RequestCallback)]
     assert (s.waiting_for, s.ended, s.playback_id, s.timer_id) == ("callback", False, None, None)
     return request
-
-
-def recorded(out: list[act.Action], type_: str) -> list[Any]:
-    return [a.data for a in out if isinstance(a, act.RecordEvent) and a.type == type_]
-
-
-def played(out: list[act.Action]) -> list[tuple[str, ...]]:
-    return [a.media for a in out if isinstance(a, act.Play)]
 
 
 def of(out: list[act.Action], kind: type[Any]) -> list[Any]:

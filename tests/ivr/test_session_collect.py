@@ -13,6 +13,7 @@ from ivr import events as ev
 from ivr.flowset import FlowSet
 from ivr.model import Flow
 from ivr.session import Session
+from support.session import finish, fire, played, press, recorded, start
 
 NOW = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
 
@@ -30,35 +31,6 @@ def session(collect: dict[str, Any], first: str = "account", **nodes: Any) -> Se
         },
     }
     return Session(FlowSet({"main": Flow.model_validate(spec)}), "main")
-
-
-def start(s: Session) -> list[act.Action]:
-    return s.handle(ev.CallStarted(caller="+48221234567", dialed="100"), NOW)
-
-
-def finish(s: Session) -> list[act.Action]:
-    assert s.playback_id is not None, s.waiting_for
-    return s.handle(ev.PlaybackFinished(s.playback_id), NOW)
-
-
-def fire(s: Session) -> list[act.Action]:
-    assert s.timer_id is not None, s.waiting_for
-    return s.handle(ev.TimerFired(s.timer_id), NOW)
-
-
-def press(s: Session, keys: str) -> list[act.Action]:
-    out: list[act.Action] = []
-    for key in keys:
-        out += s.handle(ev.Digit(key), NOW)
-    return out
-
-
-def recorded(out: list[act.Action], type_: str) -> list[Any]:
-    return [a.data for a in out if isinstance(a, act.RecordEvent) and a.type == type_]
-
-
-def played(out: list[act.Action]) -> list[tuple[str, ...]]:
-    return [a.media for a in out if isinstance(a, act.Play)]
 
 
 def collected(out: list[act.Action]) -> list[Any]:

@@ -13,6 +13,7 @@ from ivr import events as ev
 from ivr.flowset import FlowSet
 from ivr.model import Flow
 from ivr.session import MAX_STEPS, Session
+from support.session import played
 
 NOW = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
 
@@ -37,10 +38,6 @@ def finish(s: Session) -> list[act.Action]:
 def recorded(out: list[act.Action], type_: str | None = None) -> list[Any]:
     found = [(a.type, a.data) for a in out if isinstance(a, act.RecordEvent)]
     return [data for t, data in found if t == type_] if type_ else found
-
-
-def played(out: list[act.Action]) -> list[tuple[str, ...]]:
-    return [a.media for a in out if isinstance(a, act.Play)]
 
 
 GOODBYE = {"hangup": {"prompt": "goodbye"}}

@@ -13,6 +13,7 @@ from ivr import events as ev
 from ivr.flowset import FlowSet
 from ivr.model import Flow
 from ivr.session import Session
+from support.session import finish, fire, played, press, recorded
 
 NOW = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
 
@@ -33,31 +34,6 @@ def session(node: dict[str, Any], **nodes: Any) -> Session:
 
 def start(s: Session, caller: str | None = "+48221234567") -> list[act.Action]:
     return s.handle(ev.CallStarted(caller=caller, dialed="100", variables={"tier": "gold"}), NOW)
-
-
-def finish(s: Session) -> list[act.Action]:
-    assert s.playback_id is not None, s.waiting_for
-    return s.handle(ev.PlaybackFinished(s.playback_id), NOW)
-
-
-def fire(s: Session) -> list[act.Action]:
-    assert s.timer_id is not None, s.waiting_for
-    return s.handle(ev.TimerFired(s.timer_id), NOW)
-
-
-def press(s: Session, keys: str) -> list[act.Action]:
-    out: list[act.Action] = []
-    for key in keys:
-        out += s.handle(ev.Digit(key), NOW)
-    return out
-
-
-def recorded(out: list[act.Action], type_: str) -> list[Any]:
-    return [a.data for a in out if isinstance(a, act.RecordEvent) and a.type == type_]
-
-
-def played(out: list[act.Action]) -> list[tuple[str, ...]]:
-    return [a.media for a in out if isinstance(a, act.Play)]
 
 
 # --- queue ----------------------------------------------------------------------------------------

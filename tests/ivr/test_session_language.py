@@ -12,6 +12,7 @@ from ivr import events as ev
 from ivr.flowset import FlowSet
 from ivr.model import Flow
 from ivr.session import Session
+from support.session import finish, fire, recorded
 
 NOW = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
 
@@ -34,20 +35,6 @@ def session(language: dict[str, Any], **flow: Any) -> Session:
 
 def start(s: Session, **variables: str) -> list[act.Action]:
     return s.handle(ev.CallStarted(caller="+48221234567", dialed="100", variables=variables), NOW)
-
-
-def finish(s: Session) -> list[act.Action]:
-    assert s.playback_id is not None, s.waiting_for
-    return s.handle(ev.PlaybackFinished(s.playback_id), NOW)
-
-
-def fire(s: Session) -> list[act.Action]:
-    assert s.timer_id is not None, s.waiting_for
-    return s.handle(ev.TimerFired(s.timer_id), NOW)
-
-
-def recorded(out: list[act.Action], type_: str) -> list[Any]:
-    return [a.data for a in out if isinstance(a, act.RecordEvent) and a.type == type_]
 
 
 BY_KEY = {"language": {"1": "en", "2": "pl"}, "prompt": "choose-language", "timeout": 3, "retries": 1}

@@ -13,6 +13,7 @@ from ivr.flowset import FlowSet
 from ivr.model import Flow
 from ivr.session import Session
 from ivr.templates import render, render_data, render_header, render_url, text
+from support.session import recorded
 
 NOW = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
 
@@ -52,10 +53,6 @@ def start(s: Session) -> list[act.Action]:
         ev.CallStarted(caller="+48221234567", dialed="100", variables={"ref": "a&b c/d", "crlf": "x\r\ny"}),
         NOW,
     )
-
-
-def recorded(out: list[act.Action], type_: str) -> list[Any]:
-    return [a.data for a in out if isinstance(a, act.RecordEvent) and a.type == type_]
 
 
 ANSWER = {

@@ -20,6 +20,7 @@ from ivr.loader import parse_flow
 from ivr.model import Flow, QueueCallback, QueueSpec
 from ivr.session import OUTCOMES, Session
 from ivr.simulate import scripted, simulate
+from support.session import played, recorded
 
 JOINED = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
 CALLER = "+48221234567"
@@ -79,14 +80,6 @@ def press(s: Session, keys: str, seconds: float = 55.0) -> list[act.Action]:
     for key in keys:
         out += s.handle(ev.Digit(key), at(seconds))
     return out
-
-
-def recorded(out: list[act.Action], type_: str) -> list[Any]:
-    return [a.data for a in out if isinstance(a, act.RecordEvent) and a.type == type_]
-
-
-def played(out: list[act.Action]) -> list[tuple[str, ...]]:
-    return [a.media for a in out if isinstance(a, act.Play)]
 
 
 def of(out: list[act.Action], kind: type[Any]) -> list[Any]:
