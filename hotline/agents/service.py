@@ -200,8 +200,7 @@ class RoutingService:
             self._unsubscribe = None
         if self._worker is not None:
             with contextlib.suppress(Exception):
-                done = await asyncio.wait_for(self.feed(ev.Stopping()), 5.0)
-                del done
+                await asyncio.wait_for(self.feed(ev.Stopping()), 5.0)
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.cancel()
@@ -224,11 +223,11 @@ class RoutingService:
     async def submit(self, event: ev.AgentRequest) -> list[act.Action]:
         """An agent's request, after everything before it; raises `routing.errors.RoutingError` (nothing
         done) when the agent's state does not allow it."""
-        return await self.feed(event, refuse=True)
+        return await self.feed(event)
 
-    async def feed(self, event: ev.Event, *, refuse: bool = False) -> list[act.Action]:
+    async def feed(self, event: ev.Event) -> list[act.Action]:
         """Feed `event` after everything before it and carry out what the switchboard says."""
-        return await self._run(lambda: self._handle(event, refuse=refuse))
+        return await self._run(lambda: self._handle(event))
 
     async def reload(self, config: RoutingConfig) -> list[act.Action]:
         """Take a new routing config (agents, queues): waiting callers and agents' states are kept."""
@@ -320,7 +319,7 @@ class RoutingService:
                 if job.done is not None and not job.done.done():
                     job.done.set_result(result)
 
-    async def _handle(self, event: ev.Event, *, refuse: bool = False) -> list[act.Action]:
+    async def _handle(self, event: ev.Event) -> list[act.Action]:
         done = self.switchboard.handle(event, self._clock())  # an agent's refused request raises here
         for action in done:
             try:
