@@ -213,8 +213,15 @@ class CallRunner:
             self.feed(self._start)
             while (event := await self._inbox.get()) is not None:
                 self._now = self._clock()
-                for action in self.session.handle(event, self._now):
-                    await self._execute(action)
+                done = self.session.handle(event, self._now)
+                # the contact events of this step first: what the engine decided happened now, before
+                # what carrying it out sets off elsewhere (routing's `agent_offered` after `queued`)
+                for action in done:
+                    if isinstance(action, actions.RecordEvent):
+                        self._record(action)
+                for action in done:
+                    if not isinstance(action, actions.RecordEvent):
+                        await self._execute(action)
         finally:
             for timer in self._timers.values():
                 timer.cancel()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -250,3 +251,27 @@ class Hotline:
     def media_played(self, channel_id: str) -> list[str]:
         """Every media URI Asterisk started playing on the channel, in order."""
         return [str(media_uri(e)) for e in self.events.of(channel_id, PlaybackStarted, PlaybackContinuing)]
+
+
+#: (event, events of the same contact that must be stored before it)
+BEFORE: dict[str, frozenset[str]] = {
+    "agent_offered": frozenset({"call_started", "queued"}),
+    "answered": frozenset({"queued", "agent_offered"}),
+    "position_announced": frozenset({"queued"}),
+    "callback_offered": frozenset({"queued"}),
+    "wrapup_ended": frozenset({"answered"}),
+}
+
+
+def in_order(stored: list[StoredEvent]) -> None:
+    """Assert that one contact's events are stored in the order they happened: their times never go
+    back, the call starts first, and nothing comes before what it follows from."""
+    assert stored, "no events"
+    assert stored[0].type == "call_started", [e.type for e in stored]
+    seen: set[str] = set()
+    for before, after in itertools.pairwise(stored):
+        assert before.seq < after.seq and before.at <= after.at, (before, after)
+    for event in stored:
+        missing = BEFORE.get(event.type, frozenset()) - seen
+        assert not missing, f"{event.type} stored before {sorted(missing)}: {[e.type for e in stored]}"
+        seen.add(event.type)

@@ -15,7 +15,7 @@ from hotline.asterisk.events import AriEvent, PlaybackStarted, StasisEnd
 from hotline.asterisk.sandbox import Running
 from hotline.store import Customer
 from routing.switchboard.waiting import announcement
-from support.harness import is_event
+from support.harness import in_order, is_event
 from support.routed_hotline import (
     ANSWERS,
     CALLER_ID,
@@ -45,6 +45,7 @@ async def test_a_caller_reaches_the_best_skilled_agent_is_bridged_and_the_agent_
 
         agent_leg = await d.bridged_with(leg)
         stored = await d.stored_until(leg, "answered")
+        in_order(stored)  # queued before agent_offered before answered, as it happened
         assert of_type(stored, "answered")[0]["agent"] == "bob"
         assert d.hotline.state("bob")[0] == "on_call"
         assert d.hotline.state("ann")[0] == "available"
