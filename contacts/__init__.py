@@ -35,6 +35,11 @@ EventName = Literal[
     "abandoned",
     "hung_up",
     "flow_error",
+    "call_resumed",
+    "call_lost",
+    # the service
+    "call_refused",
+    "service_restarted",
     # routing and the switchboard
     "position_announced",
     "callback_offered",
@@ -53,7 +58,7 @@ EventName = Literal[
     "callback_cancelled",
 ]
 
-Producer = Literal["ivr", "routing", "call-backs"]
+Producer = Literal["ivr", "service", "routing", "call-backs"]
 
 #: Who records each event and the keys of its `data` (every key is optional unless the store's
 #: projection says otherwise; producers may add keys of their own).
@@ -80,6 +85,10 @@ EVENTS: Mapping[EventName, tuple[Producer, tuple[str, ...]]] = {
     "abandoned": ("ivr", ("where", "node", "flow", "queue", "wait")),
     "hung_up": ("ivr", ("by", "node", "flow")),
     "flow_error": ("ivr", ("node", "flow", "reason")),
+    "call_resumed": ("ivr", ("flow", "node")),
+    "call_lost": ("ivr", ("node", "flow", "reason")),
+    "call_refused": ("service", ("flow", "caller", "dialed", "reason")),
+    "service_restarted": ("service", ("where", "node", "queue")),
     "position_announced": ("routing", ("queue", "position", "estimated_wait")),
     "callback_offered": ("routing", ("queue", "position", "estimated_wait")),
     "agent_offered": ("routing", ("queue", "agent")),

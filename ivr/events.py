@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -14,6 +15,30 @@ class CallStarted:
     dialed: str
     variables: dict[str, str] = field(default_factory=dict)
     caller_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallResumed:
+    """The call goes on in the flow after the service restarted: it enters `node` of `flow` again, with
+    the language and variables it had (as far as its contact events tell), and, when that node is a
+    queue, keeps the place it held since `place_since`."""
+
+    caller: str | None
+    dialed: str
+    flow: str
+    node: str
+    language: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    caller_name: str | None = None
+    place_since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallLost:
+    """The call is gone, and not because the caller hung up: Asterisk stopped, or the channel vanished
+    while the service could not see it."""
+
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +128,8 @@ class Hangup:
 
 Event = (
     CallStarted
+    | CallResumed
+    | CallLost
     | Digit
     | PlaybackFinished
     | TimerFired

@@ -84,7 +84,7 @@ KEYS = frozenset("0123456789*#ABCD")
 #: The channel variable telling Asterisk which language folder to play prompts from.
 CHANNEL_LANGUAGE = "CHANNEL(language)"
 
-OUTCOMES: tuple[str, ...] = ("hangup", "transfer", "queue", "callback", "voicemail", "abandoned")
+OUTCOMES: tuple[str, ...] = ("hangup", "transfer", "queue", "callback", "voicemail", "abandoned", "lost")
 
 #: Events a hand-off answers with; they go to the node's `Hold`.
 _HANDOFF_EVENTS = (events.RecordingFinished, events.QueueExited, events.QueueAnswered, events.TransferFailed)
@@ -133,6 +133,7 @@ class Session:
         self._kept_outcome: str | None = None  # the outcome when the flow ends later (a voicemail left)
         self._late_hold: Hold | None = None  # a hand-off the caller hung up during
         self._late_callback: _CallbackRequest | None = None  # a request the caller hung up on
+        self._resumed_place: datetime | None = None  # a resumed caller's place in the queue they were in
         self._node: str | None = None
         self._path: list[str] = []
         self._next: tuple[str, str] | None = None
@@ -233,7 +234,7 @@ class Session:
         """What to do now that `event` happened at `now` (an aware datetime; a naive one is taken as UTC)."""
         if self._closed:
             return self._late(event)
-        if not self._started and not isinstance(event, events.CallStarted):
+        if not self._started and not isinstance(event, events.CallStarted | events.CallResumed):
             return []
         self._out = []
         try:
@@ -273,6 +274,11 @@ class Session:
         if isinstance(event, events.CallStarted):
             if not self._started:
                 self._call_started(event)
+        elif isinstance(event, events.CallResumed):
+            if not self._started:
+                self._call_resumed(event)
+        elif isinstance(event, events.CallLost):
+            self._call_lost(str(event.reason))
         elif isinstance(event, events.Digit):
             if self._handoff is not None:
                 self._handoff.on_event(event)
@@ -555,6 +561,36 @@ class Session:
     # --- the call's start and end ------------------------------------------------------------------
 
     def _call_started(self, event: events.CallStarted) -> None:
+        self._begin(event)
+        self.record(
+            "call_started",
+            flow=self._flow_name,
+            caller=self._caller or "",
+            caller_withheld=self._caller is None,
+            dialed=self._dialed,
+        )
+        self.go(self.current_flow.start)
+
+    def _call_resumed(self, event: events.CallResumed) -> None:
+        """The service restarted while the call was in `event.node`: the call enters it again, in the
+        language it had; a queue node keeps the caller's place."""
+        self._begin(event)
+        flow = self._flows.flows.get(event.flow)
+        if flow is not None and event.flow != self._flow_name:
+            self._flow_name = event.flow
+        language = event.language if isinstance(event.language, str) else None
+        if language is not None and language in self.current_flow.languages and language != self._language:
+            self._language = language
+            self.emit(actions.SetVariable(CHANNEL_LANGUAGE, language))
+        self._resumed_place = event.place_since
+        self.record("call_resumed", flow=event.flow, node=event.node)
+        self.go(event.node, event.flow)
+
+    def take_place(self) -> datetime | None:
+        place, self._resumed_place = self._resumed_place, None
+        return place
+
+    def _begin(self, event: events.CallStarted | events.CallResumed) -> None:
         self._started = True
         caller = event.caller if isinstance(event.caller, str) else ""
         self._caller = caller if caller and caller.lower() != "anonymous" else None
@@ -568,17 +604,8 @@ class Session:
             dialed=self._dialed,
             caller_name=event.caller_name if isinstance(event.caller_name, str) else "",
         )
-        flow = self.current_flow
-        for name, default in flow.variables.items():
+        for name, default in self.current_flow.variables.items():
             self._variables.setdefault(name, text(default))
-        self.record(
-            "call_started",
-            flow=self._flow_name,
-            caller=self._caller or "",
-            caller_withheld=self._caller is None,
-            dialed=self._dialed,
-        )
-        self.go(flow.start)
 
     def _close(self, outcome: str) -> None:
         self._leave()
@@ -609,6 +636,19 @@ class Session:
             self.hang_up("normal", "callback")
         else:
             self.hang_up("normal", self._outcome if self._outcome in ("callback", "voicemail") else None)
+
+    def _call_lost(self, reason: str) -> None:
+        """The call is gone without the caller hanging up (Asterisk stopped): said as it is."""
+        self._late_callback = self._callback  # the request is out: its answer is still recorded
+        self._leave()
+        self.record("call_lost", node=self._node, flow=self._flow_name, reason=reason)
+        self._close(
+            self._outcome
+            or self._closing
+            or ("callback" if self._late_callback is not None else None)
+            or self._kept_outcome
+            or "lost"
+        )
 
     def _caller_hung_up(self) -> None:
         self._late_hold = self._handoff  # a recording goes on without the caller: its end is still recorded

@@ -38,6 +38,9 @@ OUTCOMES: frozenset[str] = frozenset(
         "voicemail",
         "transferred",
         "ended_in_ivr",
+        "lost",
+        "refused",
+        "service_restarted",
     }
 )
 

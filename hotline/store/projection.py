@@ -12,8 +12,10 @@ KPI rules, in the contact-center's words:
   to `ended_at`.
 - `outcome`: answered, abandoned_ivr, abandoned_queue, callback (then callback_completed / _failed /
   _expired / _cancelled), voicemail, transferred (by the IVR, before any agent answered), ended_in_ivr
-  (the flow hung up), or not_reached (a call-back attempt whose customer was busy, did not answer or
-  could not be dialed). A call that ends with no outcome recorded gets one from where it was.
+  (the flow hung up), not_reached (a call-back attempt whose customer was busy, did not answer or
+  could not be dialed), lost (the call was gone and the caller did not hang up), refused (the service
+  did not take it) or service_restarted (the service restarted and found it gone). A call that ends
+  with no outcome recorded gets one from where it was.
 """
 
 from __future__ import annotations
@@ -140,6 +142,22 @@ def apply(row: Mapping[str, Any] | None, event: StoredEvent) -> dict[str, Any]:
             c["outcome"] = "not_reached"
             if c["ended_at"] is None:
                 c["ended_at"] = at
+    elif kind == "call_refused":
+        c["caller"] = normalise_or_keep(_text(data, "caller")) or c["caller"]
+        c["dialed"] = _text(data, "dialed") or c["dialed"]
+        c["outcome"] = "refused"
+        c["ended_by"] = c["ended_by"] or "service"
+        if c["ended_at"] is None:
+            c["ended_at"] = at
+    elif kind in ("call_lost", "service_restarted"):
+        if c["ended_at"] is None:
+            c["ended_at"] = at
+        if c["ended_by"] is None:
+            c["ended_by"] = "system" if kind == "call_lost" else "service"
+        if c["answered_at"] is not None and c["talk_seconds"] is None:
+            c["talk_seconds"] = _seconds(c["answered_at"], c["ended_at"])
+        if c["outcome"] is None:  # an answered call that was cut stays answered, ended by the system
+            c["outcome"] = "lost" if kind == "call_lost" else "service_restarted"
     elif kind in ("hung_up", "call_ended"):
         if c["ended_at"] is None:
             c["ended_at"] = at

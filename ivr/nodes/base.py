@@ -149,6 +149,10 @@ class Call(Protocol):
         """The flow the call is in: its prompts, languages and schedules."""
         ...
 
+    def take_place(self) -> datetime | None:
+        """When a resumed caller's place in their queue dates from (once; None for any other call)."""
+        ...
+
     def facts(self) -> Facts:
         """What a condition may look at, now."""
         ...

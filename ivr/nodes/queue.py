@@ -69,8 +69,10 @@ nodes:
 
     def enter(self, call: Call) -> None:
         spec = self.queue
-        _enqueue(self, call, since=None, place=call.now)
-        call.record("queued", queue=spec.name, skills=dict(spec.skills), priority=spec.priority)
+        since = call.take_place()  # a caller resumed after a restart keeps their place
+        _enqueue(self, call, since=since, place=since or call.now)
+        waited = {} if since is None else {"waited": max((call.now - since).total_seconds(), 0.0)}
+        call.record("queued", queue=spec.name, skills=dict(spec.skills), priority=spec.priority, **waited)
 
     def exits(self) -> Iterator[Exit]:
         yield Exit(("overflow",), self.overflow, "overflow")

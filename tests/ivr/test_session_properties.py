@@ -496,3 +496,34 @@ def test_the_drain_ends_a_fixture_call_in_a_known_way() -> None:
         "main_menu",
         "operator",
     )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(0, len(CASES) - 1),
+    CALLERS,
+    TIMES,
+    STEPS,
+)
+def test_a_call_may_be_lost_at_any_step_and_says_so(
+    case: int, caller: str | None, now: datetime, steps: list[tuple[Any, ...]]
+) -> None:
+    call = begin(case, caller, now)
+    for step in steps:
+        for event in call.events_for(step):
+            call.feed(event)
+    outcome = call.session.outcome
+    node = call.session.node
+    was_closed = call.session.waiting_for is None
+    out = call.feed(ev.CallLost("Asterisk stopped"))
+    if was_closed:
+        assert out == []
+        return
+    assert [a.type for a in out if isinstance(a, act.RecordEvent)] == ["call_lost"]
+    assert not any(isinstance(a, act.Play | act.StartTimer | act.Hangup | act.Enqueue) for a in out)
+    if outcome is not None:
+        assert call.session.outcome == outcome  # handed off already: that stands
+    else:  # lost in the flow; a flow saying its last goodbye (or thanks for a call-back) keeps that
+        assert call.session.outcome in ("lost", "hangup", "callback", "voicemail")
+    assert (call.session.waiting_for, call.session.node) == (None, node)
+    assert call.feed(ev.Digit("1")) == [] and call.feed(ev.Hangup()) == []

@@ -100,7 +100,7 @@ def error_of(body: Any) -> tuple[str, str, Any]:
             "invalid_query",
             "outcome: unknown outcome 'won'; the outcomes are abandoned_ivr, abandoned_queue, answered, "
             "callback, callback_cancelled, callback_completed, callback_expired, callback_failed, ended_in_ivr, "
-            "not_reached, transferred, voicemail",
+            "lost, not_reached, refused, service_restarted, transferred, voicemail",
         ),
         ({"queue": "q" * 65}, "invalid_query", "queue: String should have at most 64 characters"),
         (
