@@ -167,8 +167,22 @@ class AsteriskConfig(Section):
     #: no default: `hotline serve` refuses to start without it
     ari_password: str | None = None
     app: str = "hotline"
+    #: kept-alive HTTP connections the whole service opens to ARI, under Asterisk's `sessionlimit`
+    #: (http.conf) with room for the event sockets and other clients
+    ari_connections: Annotated[int, Field(ge=2, le=1000)] = 64
     ami: AmiConfig = Field(default_factory=AmiConfig)
     agi: AgiConfig = Field(default_factory=AgiConfig)
+
+
+class CallsConfig(Section):
+    """How many callers the service takes at once, and what a caller beyond that hears: `busy_prompt`
+    played before hanging up, or, without one, a busy signal (the call is not answered)."""
+
+    #: None: no limit
+    limit: Annotated[int, Field(ge=1, le=100_000)] | None = 200
+    busy_prompt: (
+        Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-./]+$")] | None
+    ) = None
 
 
 class RoutingSection(Section):
@@ -206,6 +220,7 @@ class Config(Section):
     api: ApiConfig = Field(default_factory=ApiConfig)
     flows: FlowsConfig = Field(default_factory=FlowsConfig)
     asterisk: AsteriskConfig = Field(default_factory=AsteriskConfig)
+    calls: CallsConfig = Field(default_factory=CallsConfig)
     routing: RoutingSection = Field(default_factory=RoutingSection)
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
     log: LogConfig = Field(default_factory=LogConfig)

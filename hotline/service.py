@@ -10,13 +10,16 @@ second and, on a change, loads the whole set again. A set with a mistake is reje
 in the log, and the old set stays live. New calls start on the live set; a call in progress keeps the
 set it started with (its `Session` holds it).
 
-On (re)connect the service lists the channels sitting in its Stasis app: the ones it runs go on, the
-ones it does not know (left from before a restart: their IVR state is gone) are hung up, each logged;
-calls it ran whose channel is gone (Asterisk restarted) are closed.
+Every part speaks to ARI through one pool of at most `asterisk.ari_connections` kept-alive connections,
+under Asterisk's HTTP `sessionlimit`. While the event socket is down the calls pause; on every
+(re)connect `hotline.pickup.Pickup` settles the calls the service runs and picks up what it finds from
+before a restart (conversations go on, callers resume or go back to their queue, contacts left open
+are closed with `service_restarted`).
 
 On SIGTERM or SIGINT the service stops taking calls (a new call is hung up), gives the calls in
-progress `drain_seconds` to end, hangs up the rest, lets the writer flush every event to the database
-(or its spool) and returns.
+progress, ARI and FastAGI, `drain_seconds` to end and hangs up the rest; then it stops FastAGI, the
+calls, the call-backs, routing, AMI and ARI, then the API, lets the writer flush every event to the
+database (or its spool) and returns.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import structlog
 from aiohttp import web
 
@@ -41,8 +45,8 @@ from hotline.agents.routing_file import RoutingConfigError, load_routing_config,
 from hotline.agents.service import RoutingService
 from hotline.api import make_app
 from hotline.asterisk.ami import AmiLoginError, AmiWatcher
-from hotline.asterisk.ari import AriClient
-from hotline.asterisk.errors import AriError, AriNotFound
+from hotline.asterisk.ari import AriClient, connection_pool
+from hotline.asterisk.errors import AriError
 from hotline.asterisk.events import AriEvent, Channel, ChannelDestroyed, StasisEnd, StasisStart
 from hotline.asterisk.fastagi import FastAgiServer
 from hotline.callbacks.requests import CallbackRequests
@@ -52,6 +56,7 @@ from hotline.clock import Clock, utc_now
 from hotline.config import Config
 from hotline.dispatch import AppEvents
 from hotline.flowfiles import POLL_SECONDS, FlowLibrary
+from hotline.pickup import Pickup
 from hotline.store import (
     CallbackStore,
     EventWriter,
@@ -116,9 +121,12 @@ class Service:
         self.ami: AmiWatcher | None = None
         self.routing: RoutingService | None = None
         self.callback_worker: CallbackWorker | None = None
+        self.pickup: Pickup | None = None
+        self._api: web.AppRunner | None = None
         self._routing_config = routing_config
         self.api_address: tuple[str, int] | None = None
         self._stack = AsyncExitStack()
+        self._pool: aiohttp.ClientSession | None = None  # the ARI connection pool, once started
         self._stop = asyncio.Event()
         self._draining = False
         self._ours: set[str] = set()  # channels whose StasisStart this service handled
@@ -161,11 +169,15 @@ class Service:
         writer = self.writer = EventWriter(store, spool_dir=default_spool_dir(config.data_dir))
         await writer.start()
         self._stack.push_async_callback(self._stop_writer)
+        self._stack.push_async_callback(self._stop_api)  # the API stops last, after every call
 
         asterisk = config.asterisk
         assert asterisk.ari_password is not None
+        started_at = self.clock()
+        pool = self._pool = connection_pool(asterisk.ari_connections)
+        self._stack.push_async_callback(pool.close)
         ari = self.ari = AriClient(
-            asterisk.ari_url, asterisk.ari_username, asterisk.ari_password, asterisk.app
+            asterisk.ari_url, asterisk.ari_username, asterisk.ari_password, asterisk.app, session=pool
         )
         self._stack.push_async_callback(ari.close)
         await self._start_ami()
@@ -177,19 +189,37 @@ class Service:
             country_code=config.callbacks.country_code,
             kept=worker.wake if worker is not None else lambda: None,
         )
+        # one HTTP session for every flow's CRM lookups: connections kept alive, not one session each
+        lookups = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=30))
+        self._stack.push_async_callback(lookups.close)
         calls = self.calls = CallApp(
             ari,
             self.library.current,
             config.flows.numbers,
             config.flows.default,
             writer,
+            http=lookups,
             clock=self.clock,
             queueing=routing,
             callbacks=requests,
+            limit=config.calls.limit,
+            busy_prompt=config.calls.busy_prompt,
         )
         self.events = AppEvents(ari, calls, routing)
         self._stack.push_async_callback(calls.close)
-        self._stack.push_async_callback(self._drain)
+        pickup = self.pickup = Pickup(
+            ari,
+            calls,
+            routing=routing,
+            callback_app=routing.callback_ari.app if routing is not None and routing.callback_ari else None,
+            store=store,
+            writer=writer,
+            clock=self.clock,
+            started_at=started_at,
+            grace=self.adopt_grace,
+            is_ours=self._ours.__contains__,
+        )
+        self._stack.push_async_callback(pickup.close)
 
         if asterisk.agi.enabled:
             agi = self.agi = FastAgiServer(
@@ -216,7 +246,7 @@ class Service:
         watcher = asyncio.create_task(self.library.watch(self.poll_seconds), name="hotline-flow-watcher")
         self._stack.push_async_callback(_cancel, watcher)
 
-        ari.start(self._on_event, on_connected=self._on_connected)
+        ari.start(self._on_event, on_connected=pickup.connected, on_disconnected=pickup.disconnected)
         log.info("service started", ari=asterisk.ari_url, app=asterisk.app, api=config.api.listen)
 
     async def _start_ami(self) -> None:
@@ -250,7 +280,11 @@ class Service:
         if settings.enabled:
             assert asterisk.ari_password is not None
             callback_ari = AriClient(
-                asterisk.ari_url, asterisk.ari_username, asterisk.ari_password, settings.app
+                asterisk.ari_url,
+                asterisk.ari_username,
+                asterisk.ari_password,
+                settings.app,
+                session=self._pool,
             )
         switchboard = Switchboard(
             config,
@@ -326,9 +360,8 @@ class Service:
             health=self.health,
             readings=self._readings(),
         )
-        runner = web.AppRunner(app, access_log=None)
+        runner = self._api = web.AppRunner(app, access_log=None)
         await runner.setup()
-        self._stack.push_async_callback(runner.cleanup)
         try:
             await web.TCPSite(runner, api.host, api.port).start()
         except OSError as e:
@@ -344,10 +377,19 @@ class Service:
         log.info("api listening", listen=f"{api.host}:{self.api_address[1]}")
 
     async def stop(self) -> None:
-        """Stop taking calls, end the calls in progress, flush the writer, close everything."""
+        """Stop taking calls, end the calls in progress, close everything (the API last), flush the
+        writer."""
         self._draining = True
-        await self._stack.aclose()
+        try:
+            await self._drain()
+        finally:
+            await self._stack.aclose()
         log.info("service stopped")
+
+    async def _stop_api(self) -> None:
+        api, self._api = self._api, None
+        if api is not None:
+            await api.cleanup()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -378,8 +420,17 @@ class Service:
         self._stop.set()
 
     async def _drain(self) -> None:
-        """Give the calls in progress time to end, then hang up what is left and wait for their end."""
+        """Give the calls in progress, ARI and FastAGI, time to end, then hang up what is left."""
         self._draining = True
+        agi = self.agi
+        drain_agi = getattr(agi, "drain", None)
+        if drain_agi is None:
+            await self._drain_ari()
+        else:
+            await asyncio.gather(self._drain_ari(), drain_agi(self.drain_seconds))
+
+    async def _drain_ari(self) -> None:
+        """Give the ARI calls time to end, then hang up what is left and wait for their end."""
         calls, ari = self.calls, self.ari
         if calls is None or ari is None or not calls.calls:
             return
@@ -424,48 +475,6 @@ class Service:
         elif isinstance(event, StasisEnd | ChannelDestroyed):
             self._ours.discard(event.channel_id)
         await self.events(event)
-
-    async def _on_connected(self) -> None:
-        """Sort out the channels in the app after a (re)connect."""
-        assert self.calls is not None and self.ari is not None
-        ari, calls = self.ari, self.calls
-        running = dict(calls.calls)
-        try:
-            found = {channel.id: channel for channel in await ari.stasis_channels()}
-        except AriError as e:
-            log.warning("could not list the channels in the app", error=str(e))
-            return
-        for channel_id, runner in running.items():
-            if channel_id not in found and calls.calls.get(channel_id) is runner:
-                log.info("call gone while Asterisk was away; closing its contact", channel=channel_id)
-                runner.feed_ari(StasisEnd(found_channel(channel_id)))
-        picked_up = [channel_id for channel_id in found if channel_id in running]
-        if picked_up:
-            log.info("calls picked up after reconnect", channels=picked_up)
-        routing = self.routing
-        strangers = [
-            channel_id
-            for channel_id in found
-            if channel_id not in running and (routing is None or not routing.owns(channel_id))
-        ]
-        if not strangers:
-            return
-        await asyncio.sleep(self.adopt_grace)  # a StasisStart on its way makes a channel ours
-        for channel_id in strangers:
-            if channel_id in self._ours or channel_id in calls.calls:
-                continue
-            channel = found[channel_id]
-            log.warning(
-                "hanging up a call left in the app from before a restart",
-                channel=channel_id,
-                caller=channel.caller_number,
-                dialed=channel.exten,
-            )
-            with contextlib.suppress(AriNotFound):
-                try:
-                    await ari.hangup(channel_id)
-                except AriError as e:
-                    log.warning("could not hang up a leftover call", channel=channel_id, error=str(e))
 
     def _record_agi(self, call_id: str, event_type: EventName, data: dict[str, Any]) -> None:
         """A contact event of a FastAGI call; the call id (Asterisk's uniqueid) names its contact."""

@@ -23,6 +23,11 @@ How the actions are carried out:
 - `StartDial`, `SettleAttempt`, `ReleaseCallback`: the call-back store, off the worker (a slow database
   never holds up callers); `StartDial`'s answer comes back as `DialApproved` or `DialRefused`.
 - `Log`: a structured log line.
+
+While Asterisk cannot be seen (`pause()`), the timers stop with the time they had left; `resume()` runs
+them on, and tells the switchboard of prompts that ended meanwhile. Channels found gone come in as
+`ChannelGone(lost=True)` (`lose()`): nobody is counted as having hung up. `adopt()` takes a conversation
+found bridged at start-up (`TalkFound`).
 """
 
 from __future__ import annotations
@@ -171,6 +176,7 @@ class RoutingService:
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._frozen: dict[str, float] | None = None  # while paused: timer id -> seconds left
         self._calls: dict[str, QueuedCall] = {}  # contact id -> the caller's call, while queued
         self._streams: set[_Stream] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -271,6 +277,52 @@ class RoutingService:
         """Is the channel a waiting caller's, or a leg the switchboard placed?"""
         return self.switchboard.owns(channel_id)
 
+    def channels(self) -> list[str]:
+        """Every channel the switchboard holds now."""
+        return self.switchboard.channels()
+
+    # --- Asterisk away, and back ---------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Asterisk cannot be seen: the timers stop, keeping the time they had left."""
+        self._post(self._pause)
+
+    async def _pause(self) -> None:
+        if self._frozen is not None:
+            return
+        now = asyncio.get_running_loop().time()
+        self._frozen = {}
+        for timer_id, timer in self._timers.items():
+            self._frozen[timer_id] = max(timer.when() - now, 0.0)
+            timer.cancel()
+        self._timers.clear()
+
+    async def resume(self, gone: list[str]) -> None:
+        """Asterisk is back: `gone` are the channels found gone meanwhile (each lost, in that order);
+        the timers run on, and prompts that ended meanwhile are told as ended."""
+        await self._run(lambda: self._resume(gone))
+
+    async def _resume(self, gone: list[str]) -> None:
+        for channel_id in gone:
+            if self.switchboard.owns(channel_id):
+                await self._handle(ev.ChannelGone(channel_id, lost=True))
+                await self._forget_call(channel_id)
+        frozen, self._frozen = self._frozen or {}, None
+        loop = asyncio.get_running_loop()
+        for timer_id, left in frozen.items():
+            self._timers[timer_id] = loop.call_later(left, self._timer_fired, timer_id)
+        for playback_id in self.switchboard.playbacks():
+            try:
+                playing = await self.ari.playback_exists(playback_id)
+            except AriError:
+                continue
+            if not playing:
+                await self._handle(ev.PlaybackEnded(playback_id))
+
+    async def adopt(self, found: ev.TalkFound) -> None:
+        """A conversation found bridged at start-up goes on, held by the switchboard."""
+        await self.feed(found)
+
     @property
     def agent_legs(self) -> int:
         """Legs to agents' and customers' phones held now."""
@@ -334,7 +386,9 @@ class RoutingService:
         match action:
             case act.MusicOn():
                 try:
-                    await self.ari.post(f"/channels/{action.channel_id}/moh", mohClass=action.music)
+                    await self.ari.post(
+                        f"/channels/{action.channel_id}/moh", idempotent=True, mohClass=action.music
+                    )
                 except AriNotFound:
                     pass
                 except AriError as e:
@@ -381,10 +435,15 @@ class RoutingService:
                 old = self._timers.pop(action.timer_id, None)
                 if old is not None:
                     old.cancel()
-                self._timers[action.timer_id] = asyncio.get_running_loop().call_later(
-                    action.seconds, self._timer_fired, action.timer_id
-                )
+                if self._frozen is not None:
+                    self._frozen[action.timer_id] = action.seconds
+                else:
+                    self._timers[action.timer_id] = asyncio.get_running_loop().call_later(
+                        action.seconds, self._timer_fired, action.timer_id
+                    )
             case act.CancelTimer():
+                if self._frozen is not None:
+                    self._frozen.pop(action.timer_id, None)
                 timer = self._timers.pop(action.timer_id, None)
                 if timer is not None:
                     timer.cancel()

@@ -26,8 +26,8 @@ from urllib.parse import quote
 import aiohttp
 import structlog
 
-from hotline.asterisk.errors import AriError, error_for
-from hotline.asterisk.events import AriEvent, Channel, ends_channel, parse_event
+from hotline.asterisk.errors import AriError, AriNotFound, error_for
+from hotline.asterisk.events import AriEvent, Bridge, Channel, ends_channel, parse_event
 
 log = structlog.get_logger("hotline.asterisk")
 
@@ -37,6 +37,17 @@ ParamValue = str | int | float | bool | Sequence[str] | None
 
 #: A connection that lasted less than this counts as a failed attempt: the backoff keeps growing.
 STABLE_AFTER = 5.0
+#: Seconds before trying an idempotent request again (times the attempt).
+RETRY_PAUSE = 0.05
+
+
+def connection_pool(limit: int = 64) -> aiohttp.ClientSession:
+    """An HTTP session for ARI with at most `limit` connections, kept alive and shared by every client
+    given it: the whole service stays under Asterisk's `sessionlimit` however many calls it runs."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit, keepalive_timeout=30),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+    )
 
 
 def _segment(value: str) -> str:
@@ -74,8 +85,9 @@ class AriClient:
         *,
         session: aiohttp.ClientSession | None = None,
         request_timeout: float = 10.0,
-        reconnect_initial: float = 0.5,
-        reconnect_max: float = 30.0,
+        reconnect_initial: float = 0.2,
+        reconnect_max: float = 1.0,
+        retries: int = 2,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
@@ -87,6 +99,7 @@ class AriClient:
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._reconnect_initial = reconnect_initial
         self._reconnect_max = reconnect_max
+        self._retries = retries
         self._workers: dict[str | None, tuple[asyncio.Queue[AriEvent], asyncio.Task[None]]] = {}
         self._hooks: set[asyncio.Task[None]] = set()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -101,26 +114,44 @@ class AriClient:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+            self._session = connection_pool()
         return self._session
 
     async def request(
-        self, method: str, path: str, params: Mapping[str, ParamValue] | None = None, body: Any = None
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, ParamValue] | None = None,
+        body: Any = None,
+        *,
+        idempotent: bool | None = None,
     ) -> Any:
-        """`method /ari<path>`: the parsed JSON answer, or None when Asterisk sends no body (204)."""
-        try:
-            async with self._http().request(
-                method,
-                self.base_url + path,
-                params=_params(params or {}),
-                json=body,
-                headers=self._headers,
-                timeout=self._timeout,
-            ) as response:
-                text = await response.text()
-                status = response.status
-        except (aiohttp.ClientError, OSError, TimeoutError) as e:
-            raise error_for(method, path, None, f"{type(e).__name__}: {e}".rstrip(": ")) from e
+        """`method /ari<path>`: the parsed JSON answer, or None when Asterisk sends no body (204).
+
+        A request that cannot have changed anything twice (GET, DELETE, or one the caller says is
+        `idempotent`) is tried again, up to `retries` times, when the connection fails under it (a
+        kept-alive connection Asterisk closed, a moment of overload); any other is tried once."""
+        again = (
+            self._retries if (idempotent if idempotent is not None else method in ("GET", "DELETE")) else 0
+        )
+        for attempt in range(again + 1):
+            try:
+                async with self._http().request(
+                    method,
+                    self.base_url + path,
+                    params=_params(params or {}),
+                    json=body,
+                    headers=self._headers,
+                    timeout=self._timeout,
+                ) as response:
+                    text = await response.text()
+                    status = response.status
+                break
+            except (aiohttp.ClientError, OSError, TimeoutError) as e:
+                if attempt < again and not isinstance(e, TimeoutError):
+                    await asyncio.sleep(RETRY_PAUSE * (attempt + 1))
+                    continue
+                raise error_for(method, path, None, f"{type(e).__name__}: {e}".rstrip(": ")) from e
         if status >= 400:
             raise error_for(method, path, status, _message(text))
         if not text:
@@ -133,8 +164,8 @@ class AriClient:
     async def get(self, path: str, **params: ParamValue) -> Any:
         return await self.request("GET", path, params)
 
-    async def post(self, path: str, **params: ParamValue) -> Any:
-        return await self.request("POST", path, params)
+    async def post(self, path: str, *, idempotent: bool = False, **params: ParamValue) -> Any:
+        return await self.request("POST", path, params, idempotent=idempotent)
 
     async def delete(self, path: str, **params: ParamValue) -> Any:
         return await self.request("DELETE", path, params)
@@ -158,8 +189,21 @@ class AriClient:
         ids = app.get("channel_ids") if isinstance(app, dict) else None
         return [str(channel_id) for channel_id in ids] if isinstance(ids, list) else []
 
+    async def list_bridges(self) -> list[Bridge]:
+        result = await self.get("/bridges")
+        bridges = (Bridge.parse(raw) for raw in (result if isinstance(result, list) else []))
+        return [bridge for bridge in bridges if bridge is not None]
+
+    async def playback_exists(self, playback_id: str) -> bool:
+        """Is the prompt still playing (or queued)? False once it ended."""
+        try:
+            await self.get(f"/playbacks/{_segment(playback_id)}")
+        except AriNotFound:
+            return False
+        return True
+
     async def answer(self, channel_id: str) -> None:
-        await self.post(f"/channels/{_segment(channel_id)}/answer")
+        await self.post(f"/channels/{_segment(channel_id)}/answer", idempotent=True)
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         await self.delete(f"/channels/{_segment(channel_id)}", reason=reason)
@@ -181,7 +225,9 @@ class AriClient:
         await self.post(f"/channels/{_segment(channel_id)}/dtmf", dtmf=dtmf)
 
     async def set_variable(self, channel_id: str, name: str, value: str) -> None:
-        await self.post(f"/channels/{_segment(channel_id)}/variable", variable=name, value=value)
+        await self.post(
+            f"/channels/{_segment(channel_id)}/variable", idempotent=True, variable=name, value=value
+        )
 
     async def get_variable(self, channel_id: str, name: str) -> str:
         result = await self.get(f"/channels/{_segment(channel_id)}/variable", variable=name)
@@ -280,14 +326,30 @@ class AriClient:
         async with asyncio.timeout(timeout):
             await self._connected.wait()
 
-    def start(self, handler: EventHandler, *, on_connected: ConnectedHook | None = None) -> None:
+    def start(
+        self,
+        handler: EventHandler,
+        *,
+        on_connected: ConnectedHook | None = None,
+        on_disconnected: Callable[[], None] | None = None,
+    ) -> None:
         """Run the event socket in the background until `close()`."""
         if self._runner is not None and not self._runner.done():
             raise RuntimeError(f"the ARI event socket of app {self.app!r} is already running")
-        self._runner = asyncio.create_task(self.run(handler, on_connected=on_connected))
+        self._runner = asyncio.create_task(
+            self.run(handler, on_connected=on_connected, on_disconnected=on_disconnected)
+        )
 
-    async def run(self, handler: EventHandler, *, on_connected: ConnectedHook | None = None) -> None:
-        """Receive events until `close()`, reconnecting whenever the socket closes or Asterisk is down."""
+    async def run(
+        self,
+        handler: EventHandler,
+        *,
+        on_connected: ConnectedHook | None = None,
+        on_disconnected: Callable[[], None] | None = None,
+    ) -> None:
+        """Receive events until `close()`, reconnecting whenever the socket closes or Asterisk is down.
+        `on_disconnected` is told at once when a connected socket is lost (what it held may be gone);
+        `on_connected` runs after each (re)connect."""
         self._closing = False
         self._stop.clear()
         url = f"{self.base_url}/events"
@@ -311,6 +373,11 @@ class AriClient:
                     if self._closing:
                         break
                     self._change_state("lost", url=url)
+                    if on_disconnected is not None:
+                        try:
+                            on_disconnected()
+                        except Exception:
+                            log.exception("ari on_disconnected hook failed", app=self.app)
                 delay = backoff_delay(attempt, self._reconnect_initial, self._reconnect_max)
                 attempt += 1
                 with contextlib.suppress(TimeoutError):

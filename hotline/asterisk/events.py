@@ -87,6 +87,28 @@ class Channel:
 
 
 @dataclass(frozen=True, slots=True)
+class Bridge:
+    """An ARI bridge: its id, the name its creator gave it and the channels in it."""
+
+    id: str
+    name: str = ""
+    channels: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, raw: Any) -> Bridge | None:
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("id"), str):
+            return None
+        channels = raw.get("channels")
+        return cls(
+            id=str(raw["id"]),
+            name=_text(raw, "name"),
+            channels=tuple(str(c) for c in channels if isinstance(c, str))
+            if isinstance(channels, list)
+            else (),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Playback:
     id: str
     media_uri: str = ""

@@ -24,7 +24,7 @@ import structlog
 from hotline.agents.service import RoutingService
 from hotline.asterisk.ari import AriClient
 from hotline.asterisk.errors import AriError, AriNotFound
-from hotline.asterisk.events import AriEvent
+from hotline.asterisk.events import AriEvent, StasisStart
 from hotline.clock import Clock, utc_now
 from hotline.store.callbacks import Callback, CallbackStore
 from routing.switchboard import events as ev
@@ -72,7 +72,9 @@ class CallbackWorker:
     # --- start and stop -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Settle what this worker's name left behind, listen on the call-backs' app, start the loop."""
+        """Settle what this worker's name left behind, listen on the call-backs' app, start the loop.
+        Legs left in the app from before a restart are the service's pick-up's (`hotline.pickup`): a
+        conversation goes on, any other leg is hung up."""
         now = self._clock()
         config = self.routing.config
         recovered = await self.callbacks.recover(
@@ -86,13 +88,17 @@ class CallbackWorker:
         except TimeoutError:
             log.warning("call-backs wait for Asterisk; the ARI socket reconnects", app=self.ari.app)
         else:
-            await self._hang_up_leftovers()
             await self._check_dial()
         self._loop_task = asyncio.create_task(self._run(), name="hotline-callbacks")
 
     async def _on_event(self, event: AriEvent) -> None:
         if event.channel_id is not None and self.routing.owns(event.channel_id):
             self.routing.channel_event(event)
+        elif isinstance(event, StasisStart):
+            # a leg placed before a restart answered late: its attempt is settled, nobody waits for it
+            log.info("a call-back leg answered that is no longer held; hanging up", leg=event.channel_id)
+            with contextlib.suppress(AriError):
+                await self.ari.hangup(event.channel_id)
 
     async def _check_dial(self) -> None:
         """Say at start when the customers' dial string names a PJSIP trunk Asterisk does not have:
@@ -111,20 +117,6 @@ class CallbackWorker:
             )
         except AriError as e:
             log.info("could not check the call-backs' trunk", dial=self.dial, error=str(e))
-
-    async def _hang_up_leftovers(self) -> None:
-        """Legs in our app from before a restart belong to attempts `recover()` has settled: a customer
-        who answered one now would reach nobody, so they are hung up."""
-        try:
-            channels = await self.ari.application_channels()
-        except AriError as e:
-            log.info("could not list the call-backs' leftover legs", error=str(e))
-            return
-        for channel_id in channels:
-            if not self.routing.owns(channel_id):
-                log.info("hanging up a call-back leg left from before a restart", channel=channel_id)
-                with contextlib.suppress(AriError):
-                    await self.ari.hangup(channel_id)
 
     async def close(self) -> None:
         """Stop claiming; the leases of what is held lapse and are recovered."""

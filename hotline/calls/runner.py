@@ -39,6 +39,17 @@ How actions are carried out:
 When Asterisk refuses a prompt, a recording or a transfer (an ARI error other than "channel gone"), the
 engine is told it ended (`PlaybackFinished`, `RecordingFinished` with no duration, `TransferFailed`), so
 the flow goes on instead of leaving the caller in silence.
+
+The call's first request is its answer (tried again on a broken connection). A channel gone by then is
+a caller who hung up while it rang (the contact says they abandoned at the flow's start); an answer
+Asterisk refuses gets the channel hung up and the contact `call_refused`: no call is left ringing.
+
+While Asterisk cannot be seen (the event socket is down) the call is paused (`pause()`): its timers
+stop with the time they had left, nothing it holds is handled, and what Asterisk failed to start is
+kept for later. Once Asterisk answers again the service either resumes it (`resume()`: the channel is
+still there; the timers run on) or declares it lost (`lose()`: the channel is gone; the contact records
+`call_lost` and nothing else that was waiting). A call the service picks up after a restart starts
+with `CallResumed` instead of `CallStarted`, on its contact of before.
 """
 
 from __future__ import annotations
@@ -54,7 +65,7 @@ import aiohttp
 import structlog
 
 from hotline.asterisk.ari import AriClient
-from hotline.asterisk.errors import AriError, AriNotFound
+from hotline.asterisk.errors import AriError, AriNotFound, AriUnavailable
 from hotline.asterisk.events import (
     AriEvent,
     ChannelDtmfReceived,
@@ -115,15 +126,19 @@ class CallRunner:
         clock: Clock = utc_now,
         queueing: Queueing | None = None,
         callbacks: CallbackRequests | None = None,
+        contact_id: str | None = None,
+        resume: events.CallResumed | None = None,
     ) -> None:
         self.ari = ari
         self.channel_id = channel_id
-        self.contact_id = uuid.uuid4().hex
+        self.contact_id = contact_id or uuid.uuid4().hex
         self.session = Session(flows, flow, call_id=channel_id)
         self._writer = writer
         self._http = http
         self._clock = clock
-        self._start = events.CallStarted(caller=caller, dialed=dialed, caller_name=caller_name)
+        self._start: events.CallStarted | events.CallResumed = resume or events.CallStarted(
+            caller=caller, dialed=dialed, caller_name=caller_name
+        )
         self._inbox: asyncio.Queue[events.Event | None] = asyncio.Queue()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._lookups: set[asyncio.Task[None]] = set()
@@ -133,6 +148,11 @@ class CallRunner:
         self._queueing = queueing
         self._callbacks = callbacks
         self._refusal: str | None = None  # why the last call-back was not stored
+        self._running = asyncio.Event()  # clear while paused: Asterisk cannot be seen
+        self._running.set()
+        self._frozen: dict[str, float] = {}  # timer id -> seconds it had left when paused
+        self._deferred: list[events.Event] = []  # what Asterisk failed to start while it was away
+        self._lost = False
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -147,6 +167,15 @@ class CallRunner:
     def path(self) -> tuple[str, ...]:
         """The nodes the caller went through."""
         return self.session.path
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def playbacks(self) -> list[str]:
+        """The ARI ids of the prompts playing now (their end has not come)."""
+        return list(self._playbacks)
 
     # --- feeding -----------------------------------------------------------------------------------
 
@@ -200,18 +229,73 @@ class CallRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
 
+    # --- Asterisk away ------------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Asterisk cannot be seen: stop the timers (keeping the time they had left) and handle nothing
+        until `resume()` or `lose()`."""
+        if self._lost or not self._running.is_set():
+            return
+        self._running.clear()
+        now = asyncio.get_running_loop().time()
+        for timer_id, timer in self._timers.items():
+            self._frozen[timer_id] = max(timer.when() - now, 0.0)
+            timer.cancel()
+        self._timers.clear()
+
+    def resume(self, ended: list[str] | None = None) -> None:
+        """Asterisk is back and the channel is still there: the timers run on for the time they had
+        left. `ended` are prompts (ARI playback ids) that ended while Asterisk could not tell."""
+        if self._lost:
+            return
+        for playback_id in ended or ():
+            engine_id = self._playbacks.pop(playback_id, None)
+            if engine_id is not None:
+                self._deferred.append(events.PlaybackFinished(engine_id))
+        if self._running.is_set():
+            self._feed_deferred()
+            return
+        loop = asyncio.get_running_loop()
+        for timer_id, left in self._frozen.items():
+            self._timers[timer_id] = loop.call_later(left, self._fire, events.TimerFired(timer_id))
+        self._frozen.clear()
+        self._feed_deferred()
+        self._running.set()
+
+    def lose(self, reason: str) -> None:
+        """The channel is gone and not because the caller hung up (Asterisk restarted): the contact
+        records `call_lost`, and nothing that was waiting to be handled."""
+        if self._lost:
+            return
+        self._lost = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self._frozen.clear()
+        self._deferred.clear()
+        while not self._inbox.empty():
+            self._inbox.get_nowait()
+        self._inbox.put_nowait(events.CallLost(reason))
+        self._inbox.put_nowait(None)
+        self._running.set()
+
+    def _feed_deferred(self) -> None:
+        deferred, self._deferred = self._deferred, []
+        for event in deferred:
+            self.feed(event)
+
     # --- the loop ----------------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Answer, then handle the inbox until the channel leaves the app."""
         try:
-            try:
-                await self.ari.answer(self.channel_id)
-            except AriError as e:
-                log.warning("could not answer the call", channel=self.channel_id, error=str(e))
+            if isinstance(self._start, events.CallStarted) and not await self._answer():
                 return
             self.feed(self._start)
             while (event := await self._inbox.get()) is not None:
+                await self._running.wait()
+                if self._lost and not isinstance(event, events.CallLost):
+                    continue
                 self._now = self._clock()
                 done = self.session.handle(event, self._now)
                 # the contact events of this step first: what the engine decided happened now, before
@@ -231,25 +315,74 @@ class CallRunner:
             if self._lookups:
                 await asyncio.gather(*self._lookups, return_exceptions=True)
 
+    async def _answer(self) -> bool:
+        """Answer the channel (ARI tries again on a broken connection). False: the call is over
+        already, and its contact says how."""
+        try:
+            await self.ari.answer(self.channel_id)
+        except AriNotFound:
+            # the caller hung up while it rang: the contact starts and is abandoned at the flow's start
+            log.info("the caller hung up before the call was answered", channel=self.channel_id)
+            self._now = self._clock()
+            for event in (self._start, events.Hangup()):
+                for action in self.session.handle(event, self._now):
+                    if isinstance(action, actions.RecordEvent):
+                        self._record(action)
+            return False
+        except AriError as e:
+            log.warning("could not answer the call; hanging up", channel=self.channel_id, error=str(e))
+            self._now = self._clock()
+            self._refuse(f"Asterisk did not answer the call: {e.message or type(e).__name__}")
+            with contextlib.suppress(AriError):
+                await self.ari.hangup(self.channel_id)
+            return False
+        return True
+
+    def _refuse(self, reason: str) -> None:
+        start = self._start
+        self._record(
+            actions.RecordEvent(
+                "call_refused",
+                {
+                    "flow": self.session.flow,
+                    "caller": start.caller or "",
+                    "dialed": start.dialed,
+                    "reason": reason,
+                },
+            )
+        )
+
     async def _execute(self, action: actions.Action) -> None:
         try:
             await self._do(action)
         except AriNotFound as e:
             log.info("channel gone", channel=self.channel_id, action=type(action).__name__, error=str(e))
+        except AriUnavailable as e:
+            log.warning(
+                "Asterisk did not answer", channel=self.channel_id, action=type(action).__name__, error=str(e)
+            )
+            if self.paused or not self.ari.connected:
+                # Asterisk is away: whether the call is still there is told when it is back
+                self._deferred.extend(self._refused(action, e))
+            else:
+                for event in self._refused(action, e):
+                    self.feed(event)
         except AriError as e:
             log.warning("action failed", channel=self.channel_id, action=type(action).__name__, error=str(e))
-            self._refused(action, e)
+            for event in self._refused(action, e):
+                self.feed(event)
 
-    def _refused(self, action: actions.Action, error: AriError) -> None:
+    def _refused(self, action: actions.Action, error: AriError) -> list[events.Event]:
         """Asterisk refused to start something the engine now waits for the end of (a prompt, a
-        recording, a transfer): tell the engine it ended, so the caller is never left in silence."""
+        recording, a transfer): what tells the engine it ended, so the caller is never left in silence."""
         if isinstance(action, actions.Play):
             self._playbacks.pop(f"{self.channel_id}-{action.playback_id}", None)
-            self.feed(events.PlaybackFinished(action.playback_id))
-        elif isinstance(action, actions.Voicemail):
-            self.feed(events.RecordingFinished(0.0))
-        elif isinstance(action, actions.Transfer):
-            self.feed(events.TransferFailed(f"Asterisk refused the transfer: {error}"))
+            return [events.PlaybackFinished(action.playback_id)]
+        if isinstance(action, actions.Voicemail):
+            return [events.RecordingFinished(0.0)]
+        if isinstance(action, actions.Transfer):
+            return [events.TransferFailed(f"Asterisk refused the transfer: {error}")]
+        return []
 
     async def _do(self, action: actions.Action) -> None:
         channel = self.channel_id
@@ -261,16 +394,23 @@ class CallRunner:
             with contextlib.suppress(AriNotFound):
                 await self.ari.stop_playback(f"{channel}-{action.playback_id}")
         elif isinstance(action, actions.StartTimer):
-            loop = asyncio.get_running_loop()
-            fired = events.TimerFired(action.timer_id)
-            self._timers[action.timer_id] = loop.call_later(action.seconds, self._fire, fired)
+            if self.paused:
+                self._frozen[action.timer_id] = action.seconds
+            else:
+                loop = asyncio.get_running_loop()
+                fired = events.TimerFired(action.timer_id)
+                self._timers[action.timer_id] = loop.call_later(action.seconds, self._fire, fired)
         elif isinstance(action, actions.CancelTimer):
+            self._frozen.pop(action.timer_id, None)
             timer = self._timers.pop(action.timer_id, None)
             if timer is not None:
                 timer.cancel()
         elif isinstance(action, actions.SetVariable):
             await self.ari.set_variable(channel, action.name, action.value)
         elif isinstance(action, actions.Lookup):
+            await self._running.wait()  # no request goes out for a call Asterisk may have lost
+            if self._lost:
+                return
             task = asyncio.create_task(self._lookup(action))
             self._lookups.add(task)
             task.add_done_callback(self._lookups.discard)

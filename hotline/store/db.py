@@ -494,6 +494,26 @@ class Store:
             next_cursor = _encode_cursor(last.started_at, last.id)
         return Page(items=items, next_cursor=next_cursor)
 
+    async def open_contacts(self, started_before: datetime, limit: int = 10_000) -> list[Contact]:
+        """Contacts not ended yet that started before `started_before`, oldest first: what a restarted
+        service closes or picks up."""
+        before = _aware(started_before, "started_before")
+        query = (
+            sa.select(contacts)
+            .where(contacts.c.ended_at.is_(None), contacts.c.started_at < before)
+            .order_by(contacts.c.started_at, contacts.c.id)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [projection.to_contact(row._mapping) for row in rows]
+
+    async def has_call(self, call_id: str) -> bool:
+        """Has the call (a channel id) a contact, ended or not?"""
+        query = sa.select(contacts.c.id).where(contacts.c.call_id == call_id).limit(1)
+        async with self._read() as conn:
+            return (await conn.execute(query)).first() is not None
+
     # -- customers ---------------------------------------------------------------------------------
 
     async def customer_by_phone(self, phone: str) -> Customer | None:

@@ -1,4 +1,5 @@
-"""What a party on the switchboard (a waiting caller, a call-back being made) may ask of it.
+"""What a party on the switchboard (a waiting caller, a call-back being made, a conversation adopted
+after a restart) may ask of it.
 
 `Switchboard` implements `Desk`: it keeps the indexes (which channel, prompt and timer belongs to which
 party), tells the router, and collects the actions of one `handle` call in order. A party decides; the
@@ -52,6 +53,10 @@ class Party(Protocol):
     def on_leg_dialed(self, channel_id: str, status: str) -> None: ...
     def on_leg_failed(self, channel_id: str, reason: str) -> None: ...
     def on_channel_gone(self, channel_id: str, cause: int | None) -> None: ...
+    def on_channel_lost(self, channel_id: str) -> None:
+        """The channel was found gone after Asterisk could not be seen (nobody known hung up)."""
+        ...
+
     def on_playback_ended(self, playback_id: str) -> None: ...
     def on_timer(self, timer_id: str) -> None: ...
     def on_stopping(self) -> None: ...
@@ -90,6 +95,11 @@ class Desk(Protocol):
 
     def hold_channel(self, party: Party, channel_id: str) -> None:
         """File a channel the party did not place (the waiting caller's own)."""
+        ...
+
+    def hold_leg(self, party: Party, channel_id: str, agent_id: str | None) -> None:
+        """File an agent's leg found talking at start-up: the agent's phone counts as busy until it is
+        forgotten."""
         ...
 
     def forget_channel(self, channel_id: str) -> None:

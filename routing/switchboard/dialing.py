@@ -461,8 +461,9 @@ class CallbackCall:
         self._settle("answered")
         self.desk.log("info", "call-back bridged", callback=self.callback.id, agent=self.agent_id)
 
-    def _talk_ended(self, by: Literal["agent", "customer"]) -> None:
-        self.desk.emit(act.RecordEvent(self.contact_id, "call_ended", {"by": by, "cause": f"{by} hung up"}))
+    def _talk_ended(self, by: Literal["agent", "customer"], *, lost: bool = False) -> None:
+        data = {"by": "system", "cause": "call lost"} if lost else {"by": by, "cause": f"{by} hung up"}
+        self.desk.emit(act.RecordEvent(self.contact_id, "call_ended", data))
         for leg in (self.agent_leg, self.customer_leg):
             if leg is not None:
                 self._hang_up(leg)
@@ -515,6 +516,29 @@ class CallbackCall:
             self.desk.forget_channel(channel_id)
             self.agent_leg = None
             self._agent_leg_gone(cause)
+
+    def on_channel_lost(self, channel_id: str) -> None:
+        """A leg found gone once Asterisk could be seen again: a conversation ends as lost; an attempt
+        under way is dropped like a withdrawn one (the call-back is made again once its lease lapses)."""
+        if self.phase == "talking":
+            if channel_id in (self.agent_leg, self.customer_leg):
+                by: Literal["agent", "customer"] = "agent" if channel_id == self.agent_leg else "customer"
+                self.desk.forget_channel(channel_id)
+                if by == "agent":
+                    self.agent_leg = None
+                else:
+                    self.customer_leg = None
+                self._talk_ended(by, lost=True)
+            return
+        if channel_id == self.agent_leg:
+            self.desk.forget_channel(channel_id)
+            self.agent_leg = None
+        elif channel_id == self.customer_leg:
+            self.desk.forget_channel(channel_id)
+            self.customer_leg = None
+        else:
+            return
+        self.withdraw("lost")
 
     def _agent_leg_gone(self, cause: int | None) -> None:
         if not self.agent_answered:

@@ -33,6 +33,7 @@ from routing.switchboard import actions as act
 from routing.switchboard import events as ev
 from routing.switchboard.desk import Party, Settings
 from routing.switchboard.dialing import CallbackCall
+from routing.switchboard.talk import Talk
 from routing.switchboard.waiting import WaitingCaller
 
 #: Device states of a phone busy with a call (another one than ours) or unable to ring.
@@ -77,6 +78,7 @@ class _Leg:
     party: Party
     agent_id: str | None
     placed: bool = True
+    adopted: bool = False  # an agent's leg found talking at start-up (not a call we offered)
 
 
 class Switchboard:
@@ -152,6 +154,10 @@ class Switchboard:
         """Every channel held now."""
         return list(self._channels)
 
+    def playbacks(self) -> list[str]:
+        """The prompts playing now whose end is awaited."""
+        return list(self._playbacks)
+
     # --- the one entry point ------------------------------------------------------------------------
 
     def handle(self, event: ev.Event, now: datetime) -> list[act.Action]:
@@ -196,8 +202,12 @@ class Switchboard:
                     leg.party.on_leg_failed(event.channel_id, event.reason)
             case ev.ChannelGone():
                 leg = self._channels.get(event.channel_id)
-                if leg is not None:
+                if leg is not None and event.lost:
+                    leg.party.on_channel_lost(event.channel_id)
+                elif leg is not None:
                     leg.party.on_channel_gone(event.channel_id, event.cause)
+            case ev.TalkFound():
+                self._talk_found(event)
             case ev.PlaybackEnded():
                 owner = self._playbacks.pop(event.playback_id, None)
                 if owner is not None:
@@ -243,6 +253,8 @@ class Switchboard:
             while self._router_work:
                 self._router_action(self._router_work.popleft())
             self._file_away()
+            if self._router_work:
+                continue
             if not self._requeues:
                 return
             requeues, self._requeues = self._requeues, []
@@ -272,6 +284,8 @@ class Switchboard:
             for playback_id, owner in list(self._playbacks.items()):
                 if owner is party:
                     del self._playbacks[playback_id]
+            if isinstance(party, Talk) and party.agent_id is not None:
+                self._tell_reachable([party.agent_id])  # the agent's phone is free of the talk
 
     # --- callers and call-backs ---------------------------------------------------------------------
 
@@ -295,6 +309,17 @@ class Switchboard:
         self._parties[event.contact_id] = caller
         self._remember(event.contact_id, event.channel_id)
         caller.join()
+
+    def _talk_found(self, found: ev.TalkFound) -> None:
+        if found.contact_id in self._parties or any(
+            channel in self._channels for channel in (found.customer_channel, found.agent_leg)
+        ):
+            self.log("warning", "the conversation is held already", contact=found.contact_id)
+            return
+        talk = Talk(self, found)
+        self._parties[found.contact_id] = talk
+        self._remember(found.contact_id, found.customer_channel)
+        talk.join()
 
     def _callback_due(self, callback: ev.DueCallback, customer: ev.Customer | None) -> None:
         held = self._callbacks.get(callback.id)
@@ -378,7 +403,10 @@ class Switchboard:
     # --- the phones ---------------------------------------------------------------------------------
 
     def _busy_with_us(self, agent_id: str) -> bool:
-        return any(leg.agent_id == agent_id for leg in self._channels.values())
+        return any(leg.agent_id == agent_id and not leg.adopted for leg in self._channels.values())
+
+    def _talking_adopted(self, agent_id: str) -> bool:
+        return any(leg.agent_id == agent_id and leg.adopted for leg in self._channels.values())
 
     def _tell_reachable(self, agent_ids: Iterable[str]) -> None:
         for agent_id in list(agent_ids):
@@ -386,7 +414,9 @@ class Switchboard:
             if agent is None:
                 continue
             endpoint = endpoint_name(agent.endpoint)
-            if endpoint is None or self._phones is None:
+            if self._talking_adopted(agent_id):
+                now = False  # still talking in a conversation from before the restart
+            elif endpoint is None or self._phones is None:
                 now = True  # not a phone AMI watches (a Local test agent), or no AMI at all
             else:
                 phone = self._phones.get(endpoint, ev.Phone(registered=False))
@@ -447,6 +477,11 @@ class Switchboard:
 
     def hold_channel(self, party: Party, channel_id: str) -> None:
         self._channels[channel_id] = _Leg(party, None, placed=False)
+
+    def hold_leg(self, party: Party, channel_id: str, agent_id: str | None) -> None:
+        self._channels[channel_id] = _Leg(party, agent_id, placed=True, adopted=True)
+        if agent_id is not None:
+            self._tell_reachable([agent_id])
 
     def forget_channel(self, channel_id: str) -> None:
         self._channels.pop(channel_id, None)

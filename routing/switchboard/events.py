@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from routing import events as routing_events
 from routing.model import RoutingConfig
@@ -118,10 +118,26 @@ class LegFailed:
 @dataclass(frozen=True, slots=True)
 class ChannelGone:
     """A channel the switchboard holds (a waiting caller's, or a leg it placed) hung up or left the app;
-    `cause` is the Q.850 cause when Asterisk gave one."""
+    `cause` is the Q.850 cause when Asterisk gave one. `lost`: nobody hung up that we know of, the
+    channel was found gone once Asterisk could be seen again (it restarted)."""
 
     channel_id: str
     cause: int | None = None
+    lost: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TalkFound:
+    """A conversation the service found bridged when it started (it restarted while they talked): the
+    caller's (or call-back customer's) channel and the agent's leg in bridge `bridge_id`, on the
+    contact `contact_id`. It goes on, and ends in the store like any other."""
+
+    contact_id: str
+    customer_channel: str
+    agent_leg: str
+    bridge_id: str
+    agent_id: str | None = None
+    customer: Literal["caller", "customer"] = "caller"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +242,7 @@ Event = (
     | LegDialed
     | LegFailed
     | ChannelGone
+    | TalkFound
     | PlaybackEnded
     | TimerFired
     | PhoneChanged

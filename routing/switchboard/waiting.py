@@ -10,6 +10,8 @@ while they wait, which agent's phone rings for them, and the bridge once an agen
     waiting --the caller hangs up------------------------------> over (abandoned: the router counts it)
     waiting --max wait, or no agent can ever take them---------> over (back to the flow's overflow)
     waiting --the call-back key---------------------------------> over (back to the flow, place kept)
+    any     --the caller's channel found gone (Asterisk restarted)--> over (no abandon: the flow records
+                                                                     the call lost)
 
 A waiting caller always hears something: the music, or a prompt after which the music comes back.
 A prompt that falls due while another plays (an announcement during the call-back offer) follows it.
@@ -234,7 +236,30 @@ class WaitingCaller:
         elif self.ring is not None and channel_id == self.ring.leg:
             self._agent_gone(cause)
 
-    def _caller_gone(self) -> None:
+    def on_channel_lost(self, channel_id: str) -> None:
+        if channel_id == self.channel_id:
+            self._caller_gone(lost=True)
+        elif self.ring is not None and channel_id == self.ring.leg:
+            ring = self.ring
+            if ring.answered and self.phase == "bridged":
+                # the agent's line is gone while the caller's is not: the talk is over, said as it is
+                self._over()
+                self.desk.forget_channel(ring.leg)
+                self.desk.route(routing_events.CallEnded(self.contact_id, by="agent"))
+                self.desk.emit(
+                    act.RecordEvent(
+                        self.contact_id,
+                        "call_ended",
+                        {"by": "system", "cause": "agent's line lost"},
+                        self.channel_id,
+                    )
+                )
+                self._end_bridge()
+                self._hang_up(self.channel_id)
+            else:
+                self._agent_gone(None)
+
+    def _caller_gone(self, lost: bool = False) -> None:
         self.desk.forget_channel(self.channel_id)
         ring = self.ring
         if self.phase == "bridged":
@@ -243,7 +268,9 @@ class WaitingCaller:
             if ring is not None:
                 self._hang_up(ring.leg)
         elif self.phase == "waiting":
-            self.desk.route(routing_events.ContactLeft(self.contact_id))
+            self.desk.route(
+                routing_events.ContactLeft(self.contact_id, reason="lost" if lost else "abandoned")
+            )
             if ring is not None and not ring.settled:
                 self._drop_ring(ring)
         self.prompt = None
