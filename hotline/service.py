@@ -189,7 +189,6 @@ class Service:
         )
         self.events = AppEvents(ari, calls, routing)
         self._stack.push_async_callback(calls.close)
-        self._stack.push_async_callback(self._drain)
 
         if asterisk.agi.enabled:
             agi = self.agi = FastAgiServer(
@@ -200,6 +199,7 @@ class Service:
                 identify=self._identify,
                 numbers=config.flows.numbers,
                 keep_callback=self._keep_agi_callback,
+                clock=self.clock,
             )
             try:
                 await agi.start()
@@ -210,6 +210,7 @@ class Service:
                     ]
                 ) from None
             self._stack.push_async_callback(agi.close)
+        self._stack.push_async_callback(self._drain)  # unwound before agi.close: FastAGI calls drain too
 
         await self._start_api(store)
 
@@ -378,8 +379,15 @@ class Service:
         self._stop.set()
 
     async def _drain(self) -> None:
-        """Give the calls in progress time to end, then hang up what is left and wait for their end."""
+        """Give the calls in progress, ARI and FastAGI, time to end, then hang up what is left."""
         self._draining = True
+        if self.agi is None:
+            await self._drain_ari()
+        else:
+            await asyncio.gather(self._drain_ari(), self.agi.drain(self.drain_seconds))
+
+    async def _drain_ari(self) -> None:
+        """Give the ARI calls time to end, then hang up what is left and wait for their end."""
         calls, ari = self.calls, self.ari
         if calls is None or ari is None or not calls.calls:
             return
