@@ -18,9 +18,10 @@ from hotline.store.errors import InvalidEvent
 from hotline.store.events import Contact, StoredEvent
 from hotline.store.projection import apply, to_contact
 
-#: What Asterisk 22 sends for `AGI(agi://127.0.0.1:4573/<script>)` (the script is added by `connect`).
+#: What Asterisk 22 sends for `AGI(agi://127.0.0.1:4573/hotline)` (`connect` names its own script).
 HEADER = [
     b"agi_network: yes",
+    b"agi_network_script: hotline",
     b"agi_request: agi://127.0.0.1:4573/hotline",
     b"agi_channel: Local/100@hotline-agi-00000001;2",
     b"agi_language: en",
@@ -48,7 +49,8 @@ class FakeAsterisk:
         """Connect and send the AGI environment for `script`; `environment` replaces or adds lines
         (`agi_uniqueid=b"1.2"`)."""
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        lines = [line for line in HEADER if line.partition(b":")[0].decode() not in environment]
+        replaced = {*environment, "agi_network_script"}
+        lines = [line for line in HEADER if line.partition(b":")[0].decode() not in replaced]
         lines += [f"{key}: ".encode() + value for key, value in environment.items()]
         writer.write(b"\n".join([*lines, b"agi_network_script: " + script.encode(), b"", b""]))
         await writer.drain()

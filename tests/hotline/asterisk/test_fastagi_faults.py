@@ -202,6 +202,26 @@ async def test_a_store_that_refuses_an_event_does_not_stop_the_call() -> None:
     assert kept == ["call_started", "option_chosen", "hung_up"]
 
 
+async def test_a_customer_lookup_that_hangs_does_not_hold_the_channel() -> None:
+    async def identify(phone: str) -> dict[str, str] | None:
+        await asyncio.sleep(3600)  # a customer store that never answers
+        return None
+
+    limits = AgiLimits(answer_seconds=0.3)
+    async with FastAgiServer(
+        load_flowset({"agitest.yaml": FLOW}), port=0, identify=identify, limits=limits
+    ) as agi:
+        asterisk = await FakeAsterisk.connect(agi.port, "identify")
+        began = time.monotonic()
+        await asterisk.expect(
+            b'VERBOSE "hotline: customer lookup for 48221234567 took too long; no customer data" 1',
+            b"200 result=1",
+        )
+        assert time.monotonic() - began < 1.0
+        assert await asterisk.closed() == b""  # back to the dialplan
+        asterisk.close()
+
+
 # --- many sessions -----------------------------------------------------------------------------------
 
 

@@ -24,19 +24,7 @@ from hotline.asterisk.fastagi import (
     response_done,
 )
 from ivr.loader import load_flowset
-
-HEADER = [
-    b"agi_network: yes",
-    b"agi_network_script: hotline",
-    b"agi_request: agi://127.0.0.1:4573/hotline",
-    b"agi_channel: Local/100@hotline-agi-00000001;2",
-    b"agi_language: en",
-    b"agi_uniqueid: 1700000000.12",
-    b"agi_callerid: 48221234567",
-    b"agi_calleridname: Zo\xbf Ma\xb3ecka",  # Latin-2, not UTF-8
-    b"agi_extension: 100",
-    b"agi_arg_1: ",
-]
+from support.agi import HEADER
 
 
 def test_the_header_is_read_as_bytes_and_a_foreign_caller_name_survives() -> None:
