@@ -83,7 +83,7 @@ EVENTS: Mapping[EventName, tuple[Producer, tuple[str, ...]]] = {
     "transfer_failed": ("ivr", ("node", "kind", "target", "reason")),
     "voicemail_left": ("ivr", ("mailbox", "duration", "recording")),
     "abandoned": ("ivr", ("where", "node", "flow", "queue", "wait")),
-    "hung_up": ("ivr", ("by", "node", "flow")),
+    "hung_up": ("ivr", ("by", "node", "flow", "reason")),
     "flow_error": ("ivr", ("node", "flow", "reason")),
     "call_resumed": ("ivr", ("flow", "node")),
     "call_lost": ("ivr", ("node", "flow", "reason")),

@@ -52,6 +52,7 @@ from hotline.asterisk.fastagi import FastAgiServer
 from hotline.callbacks.requests import CallbackRequests
 from hotline.callbacks.worker import CallbackWorker
 from hotline.calls.app import CallApp
+from hotline.calls.runner import CallRunner
 from hotline.clock import Clock, utc_now
 from hotline.config import Config
 from hotline.dispatch import AppEvents
@@ -67,6 +68,7 @@ from hotline.store import (
     open_store,
 )
 from ivr.actions import RequestCallback
+from ivr.events import ServiceHangup
 from routing.model import RoutingConfig
 from routing.switchboard import Settings, Switchboard
 
@@ -230,6 +232,7 @@ class Service:
                 identify=self._identify,
                 numbers=config.flows.numbers,
                 keep_callback=self._keep_agi_callback,
+                clock=self.clock,
             )
             try:
                 await agi.start()
@@ -422,35 +425,41 @@ class Service:
     async def _drain(self) -> None:
         """Give the calls in progress, ARI and FastAGI, time to end, then hang up what is left."""
         self._draining = True
-        agi = self.agi
-        drain_agi = getattr(agi, "drain", None)
-        if drain_agi is None:
+        if self.agi is None:
             await self._drain_ari()
         else:
-            await asyncio.gather(self._drain_ari(), drain_agi(self.drain_seconds))
+            await asyncio.gather(self._drain_ari(), self.agi.drain(self.drain_seconds))
 
     async def _drain_ari(self) -> None:
-        """Give the ARI calls time to end, then hang up what is left and wait for their end."""
+        """Give the ARI calls time to end, then end what is left (the service hangs up) and wait for
+        their end. A caller talking to an agent is never cut: the conversation goes on in Asterisk and
+        the next start adopts it."""
         calls, ari = self.calls, self.ari
-        if calls is None or ari is None or not calls.calls:
+        if calls is None or ari is None:
             return
+
+        def draining() -> list[CallRunner]:
+            return [runner for runner in calls.calls.values() if not self._talking(runner)]
+
         deadline = time.monotonic() + self.drain_seconds
-        while calls.calls and time.monotonic() < deadline:
+        while draining() and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-        left = list(calls.calls.values())
-        for runner in left:
-            log.info("hanging up a call: the service is stopping", channel=runner.channel_id)
-            with contextlib.suppress(AriError):
-                await ari.hangup(runner.channel_id)
+        for runner in draining():
+            log.info("ending a call: the service is stopping", channel=runner.channel_id)
+            runner.feed(ServiceHangup("service_stopping"))
         deadline = time.monotonic() + 3.0
-        while calls.calls and time.monotonic() < deadline:
+        while draining() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        for runner in list(calls.calls.values()):
-            runner.feed_ari(
-                StasisEnd(found_channel(runner.channel_id))
-            )  # Asterisk did not tell: close it anyway
+        for runner in draining():
+            runner.feed_ari(StasisEnd(found_channel(runner.channel_id)))  # Asterisk did not tell: close it
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(runner.wait(), 1.0)
+        talking = [runner.channel_id for runner in calls.calls.values() if self._talking(runner)]
+        if talking:
+            log.info("conversations go on without the service; the next start adopts them", channels=talking)
+
+    def _talking(self, runner: CallRunner) -> bool:
+        return self.routing is not None and self.routing.talking(runner.contact_id)
 
     async def _stop_writer(self) -> None:
         if self.writer is not None:

@@ -126,6 +126,16 @@ class Hangup:
     """The caller hung up."""
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceHangup:
+    """The service ends the call itself, neither the caller nor the flow: it is stopping, or it lost its
+    conversation with Asterisk about the channel. `reason` is a short word for the contact record
+    (`service_stopping`, `agi_error`); `error`, when a fault ended the call, says what went wrong."""
+
+    reason: str
+    error: str | None = None
+
+
 Event = (
     CallStarted
     | CallResumed
@@ -142,4 +152,5 @@ Event = (
     | CallbackStored
     | CallbackRefused
     | Hangup
+    | ServiceHangup
 )

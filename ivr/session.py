@@ -8,12 +8,12 @@ clock, waits or sends anything itself: timers go out as `StartTimer` actions and
 A call moves through these states::
 
     not started --CallStarted--> in the flow --the flow hangs up (Hangup action)--> closed
-        |                         |  ^    +--the caller hangs up-----------------> closed
+        |                         |  ^    +--the caller (or the service) hangs up--> closed
         |                         |  |
         |              Enqueue /  |  | QueueExited, TransferFailed,
         |    Transfer / Voicemail |  | RecordingFinished with `next`
         |                         v  |
-        |                       handed off --the caller hangs up-----------------> closed
+        |                       handed off --the caller (or the service) hangs up--> closed
         +-- any other event: ignored
 
 `ended` is True once the call's outcome is known:
@@ -25,6 +25,11 @@ A call moves through these states::
   their call-back request waits for its answer ends as `callback` too.
 - `abandoned`: the caller hung up while in the flow. A caller hanging up once handed off, or during a
   last prompt, keeps that outcome (recorded as `hung_up` by the caller).
+
+The service may end a call itself (`ServiceHangup`: it is stopping, or it lost its link to Asterisk):
+that is recorded as `hung_up` by the service with the reason (after a `flow_error` when a fault ended
+it), the channel is hung up, and the call keeps the outcome it had earned, else `hangup`. It is never
+counted as the caller abandoning.
 
 A queue with a call-back offer lets a waiting caller press its key: the engine asks routing to let them
 go (`LeaveQueue`), and once routing answers `QueueExited("callback")` the caller is back in the flow, in
@@ -309,6 +314,8 @@ class Session:
                     request.refused(str(event.reason))
         elif isinstance(event, events.Hangup):
             self._caller_hung_up()
+        elif isinstance(event, events.ServiceHangup):
+            self._service_hung_up(event)
 
     def _run(self) -> None:
         """Enter nodes until the call waits for something (a loop, so a long chain never recurses)."""
@@ -639,30 +646,37 @@ class Session:
 
     def _call_lost(self, reason: str) -> None:
         """The call is gone without the caller hanging up (Asterisk stopped): said as it is."""
-        self._late_callback = self._callback  # the request is out: its answer is still recorded
-        self._leave()
+        outcome = self._ended_outcome() or "lost"
         self.record("call_lost", node=self._node, flow=self._flow_name, reason=reason)
-        self._close(
-            self._outcome
-            or self._closing
-            or ("callback" if self._late_callback is not None else None)
-            or self._kept_outcome
-            or "lost"
-        )
+        self._close(outcome)
 
-    def _caller_hung_up(self) -> None:
+    def _ended_outcome(self) -> str | None:
+        """Leave the node as the call ends from outside the flow; the outcome the call has earned so
+        far (a hand-off, a goodbye being played, a call-back request on its way), if any."""
         self._late_hold = self._handoff  # a recording goes on without the caller: its end is still recorded
         self._late_callback = self._callback  # the request is out: its answer is still recorded
         self._leave()
-        outcome = (
+        return (
             self._outcome
             or self._closing
             or ("callback" if self._late_callback is not None else None)
             or self._kept_outcome
         )
+
+    def _caller_hung_up(self) -> None:
+        outcome = self._ended_outcome()
         if outcome is None:
             self.record("abandoned", node=self._node, flow=self._flow_name, where="ivr")
             outcome = "abandoned"
         else:
             self.record("hung_up", by="caller", node=self._node, flow=self._flow_name)
+        self._close(outcome)
+
+    def _service_hung_up(self, event: events.ServiceHangup) -> None:
+        """The service ends the call: what the flow earned stands, and the channel is hung up."""
+        if event.error is not None:
+            self.record("flow_error", node=self._node, flow=self._flow_name, reason=str(event.error))
+        outcome = self._ended_outcome() or "hangup"
+        self.record("hung_up", by="service", node=self._node, flow=self._flow_name, reason=str(event.reason))
+        self.emit(actions.Hangup("normal"))
         self._close(outcome)

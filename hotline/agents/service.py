@@ -281,6 +281,10 @@ class RoutingService:
         """Every channel the switchboard holds now."""
         return self.switchboard.channels()
 
+    def talking(self, contact_id: str) -> bool:
+        """Is the contact's caller (or customer) talking to an agent now?"""
+        return self.switchboard.talking(contact_id)
+
     # --- Asterisk away, and back ---------------------------------------------------------------------
 
     def pause(self) -> None:

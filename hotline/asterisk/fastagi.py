@@ -5,16 +5,35 @@ AGI is a small line protocol: Asterisk connects, sends its environment (`agi_*: 
 blank line), then the script sends one command per line and reads one answer each
 (`200 result=N (data) endtime=...`). panoramisk's server spins at 100 % CPU on a half-open connection
 and fails on non-UTF-8 caller names, so this one reads bytes, decodes them tolerantly, bounds every
-header read in time and length, and drops a client that closes early (a TCP health check) quietly.
+read in time and length (`AgiLimits`), and drops a client that closes before its environment is
+complete (a TCP health check) quietly.
 
-The pure parts (`parse_header`, `parse_response`, `quote`, `command_line`) work on plain bytes and
-strings; `AgiCall` feeds the `ivr` engine and executes its actions with AGI commands. The script name
-picks what runs: a flow by name, or `identify`, which sets the caller's customer data as channel
-variables (CUSTOMER_ID, CUSTOMER_NAME, ...) and returns to the dialplan.
+The pure parts (`parse_header`, `parse_response`, `quote`, `command_line`, `refused_call`) work on
+plain bytes and strings; `AgiCall` feeds the `ivr` engine and executes its actions with AGI commands.
+The script name picks what runs: a flow by name, or `identify`, which sets the caller's customer data as
+channel variables (CUSTOMER_ID, CUSTOMER_NAME, ...) and returns to the dialplan.
+
+Every AGI session with a complete environment that asks for a flow is one contact, and every way it
+can end closes that contact:
+
+- the caller hangs up (a HANGUP notice, a dead-channel answer): `abandoned`, or `hung_up` by the
+  caller once the flow had an outcome;
+- the flow hangs up, or sends the call on in the dialplan: `hung_up` by the flow, or `call_ended`
+  (`cause` `transferred`);
+- the conversation breaks (an answer that is no AGI answer, a line longer than `LINE_LIMIT`, no
+  answer in time, the connection closed without a hang-up notice, a fault of ours): `flow_error`
+  saying what broke, then `hung_up` by the service with reason `agi_error`; the channel is told
+  to hang up;
+- the service stops (`drain`): `hung_up` by the service, reason `service_stopping`, the channel hung up;
+- a call the server does not run (the service is stopping, `AgiLimits.calls` are running, no such
+  flow): `call_started`, then `hung_up` by the service with reason `service_stopping`, `service_busy`
+  or `no_flow` (after a `flow_error` naming the flow), and the channel is hung up.
 
 AgiError                 what the protocol layer raises
  ├── AgiHeaderError      the client sent no complete, well-formed AGI environment
- └── CallerHungUp        the channel hung up (a HANGUP notice, a dead-channel answer or a closed socket)
+ ├── AgiProtocolError    the conversation about a channel broke (garbage, a huge line, silence, a lost link)
+ ├── CallerHungUp        the channel hung up (a HANGUP notice or a dead-channel answer)
+ └── CallStopped         the server ends the call (it is stopping): the next command is not sent
 """
 
 from __future__ import annotations
@@ -24,16 +43,17 @@ import contextlib
 import inspect
 import re
 import time
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import structlog
 
 from contacts import EventName
+from hotline.clock import Clock, utc_now
 from ivr import actions, events
 from ivr.flowset import FlowSet
 from ivr.session import Session
@@ -48,6 +68,8 @@ HEADER_TIMEOUT = 10.0
 LINE_LIMIT = 16384
 #: The most environment lines accepted before the blank line.
 HEADER_LINES = 256
+#: The longest call id the contact store keeps (`agi_uniqueid`; a longer one is replaced).
+CALL_ID_LIMIT = 128
 #: Keys that stop a barge-in prompt.
 ALL_KEYS = "0123456789*#ABCD"
 #: The script name that looks the caller up instead of running a flow.
@@ -58,12 +80,39 @@ RECORDING_FORMAT = "wav"
 #: The dialplan context of an `extension` transfer that names none.
 TRANSFER_CONTEXT = "hotline-transfer"
 
+#: Why the service ended a call (`hung_up` by the service, `reason`).
+SERVICE_STOPPING = "service_stopping"
+SERVICE_BUSY = "service_busy"
+NO_FLOW = "no_flow"
+AGI_ERROR = "agi_error"
+
 Identify = Callable[[str], Awaitable[Mapping[str, str] | None]]
 #: Writes a contact event: (call id, event type, data); the store writer in the service.
 Record = Callable[[str, EventName, dict[str, Any]], Awaitable[None] | None]
 #: Keeps a call-back a caller asked for: (call id, the request) -> the call-back's id; raises to refuse.
 KeepCallback = Callable[[str, actions.RequestCallback], Awaitable[str]]
 Flows = FlowSet | Callable[[], FlowSet]
+
+
+@dataclass(frozen=True, slots=True)
+class AgiLimits:
+    """How long the server waits for Asterisk and how many calls it runs. A session that goes past a
+    limit is ended (its contact closed, its channel told to hang up), never left hanging."""
+
+    #: the whole AGI environment, from the connection on
+    header_seconds: float = HEADER_TIMEOUT
+    #: an answer, beyond the time its command takes (a WAIT FOR DIGIT's wait, a recording's length)
+    answer_seconds: float = 10.0
+    #: the longest one prompt may play (STREAM FILE, SAY ...): its length is not known beforehand
+    prompt_seconds: float = 600.0
+    #: the longest a transfer by Dial may ring and then talk before the AGI session is given up
+    dial_seconds: float = 4 * 3600.0
+    #: flows running at once; a call beyond is refused (`service_busy`); as many connections may be
+    #: sending their environment at once, more are closed at once
+    calls: int = 500
+    #: after the drain, how long a call may take to reach its next command and be hung up there
+    #: before it is cut (contact closed at once, HANGUP left for Asterisk after its current command)
+    stop_seconds: float = 2.0
 
 
 class AgiError(Exception):
@@ -74,8 +123,20 @@ class AgiHeaderError(AgiError):
     """The client sent no complete, well-formed AGI environment."""
 
 
+class AgiProtocolError(AgiError):
+    """The conversation about a channel broke: the call is ended as a fault."""
+
+
 class CallerHungUp(AgiError):
     """The channel is gone; the call's session gets a Hangup event."""
+
+
+class CallStopped(AgiError):
+    """The server ends the call (`reason`, e.g. `service_stopping`) instead of sending its next command."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the call is ended by the service: {reason}")
 
 
 # --- the pure protocol ------------------------------------------------------------------------------
@@ -87,8 +148,14 @@ _FIELD = re.compile(r"(\w+)=(\S*)")
 
 
 def decode(raw: bytes) -> str:
-    """A line from Asterisk as text: UTF-8, with any invalid byte replaced (a Latin-1 caller name)."""
-    return raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
+    """A line from Asterisk as text: UTF-8, with any invalid byte replaced (a Latin-1 caller name), and
+    NUL too (no store keeps it)."""
+    return raw.rstrip(b"\r\n").decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+
+def shown(line: str, limit: int = 80) -> str:
+    """A line quoted for a message, cut at `limit` characters."""
+    return repr(line[:limit] + ("..." if len(line) > limit else ""))
 
 
 def parse_header(lines: Sequence[bytes]) -> dict[str, str]:
@@ -99,12 +166,49 @@ def parse_header(lines: Sequence[bytes]) -> dict[str, str]:
         line = decode(raw)
         key, colon, value = line.partition(":")
         if not colon or _HEADER_KEY.fullmatch(key) is None:
-            shown = line[:60] + ("..." if len(line) > 60 else "")
-            raise AgiHeaderError(f"AGI environment line {number} is not 'agi_<name>: value': {shown!r}")
+            raise AgiHeaderError(
+                f"AGI environment line {number} is not 'agi_<name>: value': {shown(line, 60)}"
+            )
         environment[key] = value.strip()
     if not environment:
         raise AgiHeaderError("the AGI environment is empty; the client is not Asterisk")
     return environment
+
+
+def call_id_of(environment: Mapping[str, str]) -> str | None:
+    """The channel's unique id (`agi_uniqueid`), which names the call's contact; None when it is
+    missing, longer than the store keeps, or holds control characters."""
+    value = environment.get("agi_uniqueid", "")
+    if not value or len(value) > CALL_ID_LIMIT or not value.isprintable():
+        return None
+    return value
+
+
+def caller_of(environment: Mapping[str, str]) -> str | None:
+    """The caller's number, None when Asterisk does not know it."""
+    caller = environment.get("agi_callerid", "")
+    return caller if caller and caller != "unknown" else None
+
+
+def refused_call(
+    environment: Mapping[str, str], flow: str, reason: str, error: str | None = None
+) -> list[tuple[EventName, dict[str, Any]]]:
+    """The contact of a call the server does not run (`reason`: `service_stopping`, `service_busy`,
+    `no_flow`), as the engine would have started it: `call_started`, a `flow_error` when `error` says
+    what is wrong, and `hung_up` by the service."""
+    caller = caller_of(environment)
+    withheld = caller is None or caller.lower() == "anonymous"
+    started: dict[str, Any] = {
+        "flow": flow,
+        "caller": "" if withheld else caller,
+        "caller_withheld": withheld,
+        "dialed": environment.get("agi_extension", ""),
+    }
+    contact: list[tuple[EventName, dict[str, Any]]] = [("call_started", started)]
+    if error is not None:
+        contact.append(("flow_error", {"node": None, "flow": flow, "reason": error}))
+    contact.append(("hung_up", {"by": "service", "node": None, "flow": flow, "reason": reason}))
+    return contact
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +225,14 @@ class AgiResponse:
     def ok(self) -> bool:
         return self.code == 200
 
+    @property
+    def key(self) -> str | None:
+        """The key the result stands for (a key pressed during a prompt or a wait), if any."""
+        if self.result is None or not 0 < self.result < 128:
+            return None
+        key = chr(self.result)
+        return key if key in ALL_KEYS else None
+
 
 def response_done(first_line: bytes) -> bool:
     """Whether an answer is complete with this line: a `520-` line starts a usage text that ends at a
@@ -130,13 +242,13 @@ def response_done(first_line: bytes) -> bool:
 
 def parse_response(lines: Sequence[bytes]) -> AgiResponse:
     """An answer from its lines: `200 result=1 (timeout) endtime=42`, `510 Invalid or unknown command`,
-    or a multi-line `520-...` usage text. Raises AgiError for a line that is no AGI answer."""
+    or a multi-line `520-...` usage text. Raises AgiProtocolError for a line that is no AGI answer."""
     if not lines:
-        raise AgiError("no AGI answer to parse")
+        raise AgiProtocolError("no AGI answer to parse")
     texts = [decode(raw) for raw in lines]
     match = _RESPONSE.fullmatch(texts[0])
     if match is None:
-        raise AgiError(f"not an AGI answer: {texts[0][:80]!r}")
+        raise AgiProtocolError(f"not an AGI answer: {shown(texts[0])}")
     code, rest = int(match.group(1)), match.group(2)
     if len(texts) > 1:
         last = texts[-1].removeprefix(f"{code} ")
@@ -177,42 +289,124 @@ def media_command(uri: str, escape: str) -> bytes | None:
     return command_line(say, quoted=(what, escape))
 
 
+HANGUP = command_line("HANGUP")
+
 # --- one call -----------------------------------------------------------------------------------------
 
 
-class AgiChannel:
-    """The command/answer conversation with Asterisk about one channel."""
+async def write_event(
+    record: Record | None, call_id: str, event_type: EventName, data: dict[str, Any]
+) -> None:
+    """One contact event through `record`; a failure is logged and the call goes on."""
+    if record is None:
+        return
+    try:
+        written = record(call_id, event_type, data)
+        if inspect.isawaitable(written):
+            await written
+    except Exception:
+        log.exception("contact event not written", call=call_id, type=event_type)
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+
+class AgiChannel:
+    """The command/answer conversation with Asterisk about one channel. Every answer is awaited for a
+    bounded time (`AgiLimits`); once the conversation breaks, no answer is read any more."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limits: AgiLimits | None = None
+    ) -> None:
         self._reader = reader
         self._writer = writer
+        self._limits = limits or AgiLimits()
         self.hung_up = False
+        self.broken = False
+        #: why the server ends the call; its next command is not sent (CallStopped)
+        self.stopping: str | None = None
 
-    async def send(self, line: bytes) -> AgiResponse:
-        """Send one command and read its answer. Raises CallerHungUp once the channel is gone."""
+    def stop(self, reason: str) -> None:
+        """End the call at its next command instead of sending it."""
+        if self.stopping is None:
+            self.stopping = reason
+
+    async def send(self, line: bytes, takes: float = 0.0) -> AgiResponse:
+        """Send one command and read its answer, allowing `takes` seconds for the command itself (a wait,
+        a prompt, a recording) beyond `answer_seconds`. Raises CallerHungUp once the channel is gone,
+        CallStopped when the server ends the call, AgiProtocolError when the conversation breaks."""
         if self.hung_up:
             raise CallerHungUp("the channel hung up")
+        if self.stopping is not None:
+            raise CallStopped(self.stopping)
+        return await self._exchange(line, takes)
+
+    async def hang_up(self) -> None:
+        """The last command, HANGUP, whatever the server is doing: its answer is read while the
+        conversation is sound; after a break it is only written."""
+        if self.hung_up:
+            return
+        if self.broken:
+            self.hang_up_now()
+            return
+        with contextlib.suppress(AgiError):
+            await self._exchange(HANGUP, 0.0)
+
+    def hang_up_now(self) -> None:
+        """Write HANGUP without waiting: Asterisk runs it as soon as the command in progress ends."""
+        if self.hung_up or self._writer.is_closing():
+            return
+        with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+            self._writer.write(HANGUP)
+
+    async def _exchange(self, line: bytes, takes: float) -> AgiResponse:
+        if self.broken:
+            raise AgiProtocolError("the AGI conversation broke earlier")
+        seconds = self._limits.answer_seconds + max(0.0, takes)
         try:
-            self._writer.write(line)
-            await self._writer.drain()
-            lines = [await self._line()]
-            while lines[0] == b"HANGUP":  # Asterisk tells us at once; the command's answer follows
-                self.hung_up = True
-                lines = [await self._line()]
-            if not response_done(lines[0]):
-                code = lines[0][:3] + b" "
-                while not lines[-1].startswith(code):
-                    lines.append(await self._line())
-        except (ConnectionError, asyncio.IncompleteReadError) as e:
-            self.hung_up = True
-            raise CallerHungUp("Asterisk closed the AGI connection") from e
-        response = parse_response(lines)
+            async with asyncio.timeout(seconds):
+                self._writer.write(line)
+                await self._writer.drain()
+                lines = await self._answer()
+        except TimeoutError:
+            self.broken = True
+            raise AgiProtocolError(
+                f"Asterisk did not answer {shown(decode(line))} within {seconds:g} s"
+            ) from None
+        except asyncio.LimitOverrunError:
+            self.broken = True
+            raise AgiProtocolError(
+                f"the answer to {shown(decode(line))} is longer than {LINE_LIMIT} bytes"
+            ) from None
+        except (ConnectionError, OSError, asyncio.IncompleteReadError):
+            self.broken = True
+            if self.hung_up:
+                raise CallerHungUp("the channel hung up and Asterisk closed the AGI connection") from None
+            raise AgiProtocolError(
+                f"Asterisk closed the AGI connection during {shown(decode(line))} without a hang-up notice"
+            ) from None
+        try:
+            response = parse_response(lines)
+        except AgiProtocolError as e:
+            self.broken = True
+            raise AgiProtocolError(f"{e}, in answer to {shown(decode(line))}") from None
         if response.code == 511 or self.hung_up:
             self.hung_up = True
             raise CallerHungUp(response.text)
         if not response.ok:
             log.warning("agi command refused", command=decode(line), code=response.code, answer=response.text)
         return response
+
+    async def _answer(self) -> list[bytes]:
+        lines = [await self._line()]
+        while lines[0] == b"HANGUP":  # Asterisk tells us at once; the command's answer follows
+            self.hung_up = True
+            lines = [await self._line()]
+        if not response_done(lines[0]):
+            code = lines[0][:3] + b" "
+            while not lines[-1].startswith(code):
+                if len(lines) > HEADER_LINES:
+                    self.broken = True
+                    raise AgiProtocolError(f"an answer of more than {HEADER_LINES} lines")
+                lines.append(await self._line())
+        return lines
 
     async def _line(self) -> bytes:
         line = await self._reader.readuntil(b"\n")
@@ -230,7 +424,8 @@ class AgiChannel:
 
 
 class AgiCall:
-    """A flow on one AGI channel: events in, actions out, until the call ends or leaves for the dialplan."""
+    """A flow on one AGI channel: events in, actions out, until the call ends or leaves for the
+    dialplan. However it ends, the engine hears how and its contact is closed."""
 
     def __init__(
         self,
@@ -238,79 +433,102 @@ class AgiCall:
         environment: Mapping[str, str],
         session: Session,
         *,
+        call_id: str,
         record: Record | None,
         http: aiohttp.ClientSession,
+        clock: Clock = utc_now,
         keep_callback: KeepCallback | None = None,
+        limits: AgiLimits | None = None,
     ) -> None:
         self.channel = channel
-        self._keep = keep_callback
         self.environment = environment
         self.session = session
-        self.call_id = environment.get("agi_uniqueid", "call")
+        self.call_id = call_id
         self._record = record
         self._http = http
+        self._clock = clock
+        self._keep = keep_callback
+        self._limits = limits or AgiLimits()
+        name = environment.get("agi_calleridname", "")
+        self._started = events.CallStarted(
+            caller=caller_of(environment),
+            dialed=environment.get("agi_extension", ""),
+            caller_name=name if name and name != "unknown" else None,
+        )
         self._events: deque[events.Event] = deque()
+        self._after_end: list[events.Event] = []  # what still counts once the call has ended
         self._timer: tuple[str, float] | None = None  # (id, monotonic deadline)
         self._language = environment.get("agi_language", "")
-        self._left = False  # the call went back to the dialplan (a transfer to an extension)
+        self._transferred = False  # the call went on in the dialplan (a transfer to an extension)
 
     async def run(self) -> None:
-        caller = self.environment.get("agi_callerid", "")
-        name = self.environment.get("agi_calleridname", "")
-        self._events.append(
-            events.CallStarted(
-                caller=caller if caller and caller != "unknown" else None,
-                dialed=self.environment.get("agi_extension", ""),
-                caller_name=name if name and name != "unknown" else None,
-            )
-        )
+        """Answer and run the flow. Raises nothing but CancelledError, and closes the contact either way."""
+        self._events.append(self._started)
         try:
             await self.channel.send(command_line("ANSWER"))
             await self._loop()
         except CallerHungUp:
-            await self._feed_all([events.Hangup()])
+            await self._end(events.Hangup())
+        except CallStopped as e:
+            await self._end(events.ServiceHangup(e.reason))
+        except AgiError as e:
+            log.warning("agi call ended on a fault", call=self.call_id, node=self.session.node, error=str(e))
+            await self._end(events.ServiceHangup(AGI_ERROR, str(e)))
+        except asyncio.CancelledError:
+            await self._end(events.ServiceHangup(self.channel.stopping or SERVICE_STOPPING), at_once=True)
+            raise
+        except Exception as e:
+            log.exception("agi call failed", call=self.call_id, node=self.session.node)
+            await self._end(
+                events.ServiceHangup(AGI_ERROR, f"a fault in the service: {type(e).__name__}: {e}")
+            )
+        else:
+            if self._transferred:  # the hotline's part of the call is over; the caller did not hang up
+                await self._write(actions.RecordEvent("call_ended", {"by": "flow", "cause": "transferred"}))
 
     async def _loop(self) -> None:
-        while not self._left:
+        while not self._transferred:
             if self._events:
                 await self._feed(self._events.popleft())
                 continue
-            if self.session.waiting_for is None:
+            waiting = self.session.waiting_for
+            if waiting is None:
                 return
             if self._timer is None:
-                log.warning("agi call waits for nothing it can get", waiting_for=self.session.waiting_for)
-                return
+                raise AgiError(f"the flow waits for {waiting}, which an AGI call cannot get")
             await self._wait_for_digit()
 
     async def _feed(self, event: events.Event) -> None:
-        batch = self.session.handle(event, datetime.now(UTC))
+        batch = self.session.handle(event, self._clock())
         for done, action in enumerate(batch, 1):
-            if self._left:
+            if self._transferred:
                 return
             try:
                 await self._execute(action)
-            except CallerHungUp:
+            except BaseException:
                 for rest in batch[done:]:  # what the engine already decided still goes to the store
                     if isinstance(rest, actions.RecordEvent):
                         await self._write(rest)
                 raise
 
-    async def _feed_all(self, pending: list[events.Event]) -> None:
-        """Events after the channel is gone: only their contact events still count."""
+    async def _end(self, end: events.Event, *, at_once: bool = False) -> None:
+        """The engine hears how the call ended (after its start, when it never heard of it) and its
+        contact events are written; the hang-up it asks for is sent, or only written `at_once`."""
+        pending = [end, *self._after_end]
+        if self.session.waiting_for == "call":
+            pending.insert(0, self._started)
         for event in pending:
-            for action in self.session.handle(event, datetime.now(UTC)):
+            for action in self.session.handle(event, self._clock()):
                 if isinstance(action, actions.RecordEvent):
                     await self._write(action)
+                elif isinstance(action, actions.Hangup):
+                    if at_once:
+                        self.channel.hang_up_now()
+                    else:
+                        await self.channel.hang_up()
 
     async def _write(self, action: actions.RecordEvent) -> None:
-        if self._record is None:
-            return
-        try:
-            written = self._record(self.call_id, action.type, action.data)
-            if inspect.isawaitable(written):
-                await written
-        except Exception:
-            log.exception("contact event not written", call=self.call_id, event=action.type)
+        await write_event(self._record, self.call_id, action.type, action.data)
 
     async def _execute(self, action: actions.Action) -> None:
         if isinstance(action, actions.RecordEvent):
@@ -329,7 +547,7 @@ class AgiCall:
         elif isinstance(action, actions.Lookup):
             self._events.append(await self._lookup(action))
         elif isinstance(action, actions.Hangup):
-            await self.channel.send(command_line("HANGUP"))
+            await self.channel.hang_up()  # the flow's last word, even while the service stops
         elif isinstance(action, actions.Transfer):
             await self._transfer(action)
         elif isinstance(action, actions.Voicemail):
@@ -364,9 +582,10 @@ class AgiCall:
             if line is None:
                 log.warning("media AGI cannot play, skipped", media=uri, call=self.call_id)
                 continue
-            response = await self.channel.send(line)
-            if response.result is not None and response.result > 0:
-                self._events.append(events.Digit(chr(response.result)))
+            response = await self.channel.send(line, takes=self._limits.prompt_seconds)
+            key = response.key
+            if key is not None:
+                self._events.append(events.Digit(key))
                 break
             if response.result == -1 and not uri.startswith("sound:"):
                 raise CallerHungUp("the channel hung up while saying a value")
@@ -377,15 +596,19 @@ class AgiCall:
     async def _wait_for_digit(self) -> None:
         assert self._timer is not None
         timer_id, deadline = self._timer
-        milliseconds = max(0, round((deadline - time.monotonic()) * 1000))
-        response = await self.channel.send(command_line("WAIT FOR DIGIT", str(milliseconds)))
-        if response.result is None or response.result < 0:
+        seconds = max(0.0, deadline - time.monotonic())
+        line = command_line("WAIT FOR DIGIT", str(round(seconds * 1000)))
+        response = await self.channel.send(line, takes=seconds)
+        if response.result is None:
+            raise AgiProtocolError(f"Asterisk answered WAIT FOR DIGIT with no result: {shown(response.text)}")
+        if response.result < 0:
             raise CallerHungUp("the channel hung up while waiting for a key")
         if response.result == 0:
             self._timer = None
             self._events.append(events.TimerFired(timer_id))
-        else:
-            self._events.append(events.Digit(chr(response.result)))
+        elif response.key is not None:
+            self._events.append(events.Digit(response.key))
+        # a result that is no key is ignored: the wait goes on for the rest of the time
 
     async def _lookup(self, lookup: actions.Lookup) -> events.Event:
         try:
@@ -414,16 +637,19 @@ class AgiCall:
             )
             await self.channel.send(command_line("SET EXTENSION", quoted=(transfer.target,)))
             await self.channel.send(command_line("SET PRIORITY", "1"))
-            self._left = True  # the dialplan goes on from there once the AGI returns
+            self._transferred = True  # the dialplan goes on from there once the AGI returns
             return
         target = transfer.target
         if transfer.kind == "number":
             target = f"Local/{target}@{TRANSFER_CONTEXT}"
         seconds = max(1, round(transfer.timeout))
-        await self.channel.send(command_line("EXEC", "Dial", quoted=(f"{target},{seconds}",)))
+        await self.channel.send(
+            command_line("EXEC", "Dial", quoted=(f"{target},{seconds}",)),
+            takes=seconds + self._limits.dial_seconds,
+        )
         status = await self.channel.get_variable("DIALSTATUS") or "unknown"
         if status == "ANSWER":
-            await self.channel.send(command_line("HANGUP"))
+            await self.channel.hang_up()
             raise CallerHungUp("the transferred call ended")
         self._events.append(events.TransferFailed(status.lower()))
 
@@ -439,16 +665,15 @@ class AgiCall:
             words.append("BEEP")
         began = time.monotonic()
         try:
-            response = await self.channel.send(command_line(*words))
-        except CallerHungUp:
-            await self._feed_all([events.Hangup(), events.RecordingFinished(time.monotonic() - began)])
+            response = await self.channel.send(command_line(*words), takes=voicemail.max_duration + 2.0)
+        except CallerHungUp:  # the message is kept all the same
+            self._after_end.append(events.RecordingFinished(time.monotonic() - began))
             raise
         finished = events.RecordingFinished(time.monotonic() - began)
         if response.result is not None and response.result < 0:
-            await self._feed_all([events.Hangup(), finished])
             self.channel.hung_up = True
-            self._left = True
-            return
+            self._after_end.append(finished)
+            raise CallerHungUp("the channel hung up while recording")
         self._events.append(finished)
 
 
@@ -459,7 +684,10 @@ class FastAgiServer:
     """Serves `AGI(agi://HOST:PORT/<flow>)` and `AGI(agi://HOST:PORT/identify)`.
 
     `flows` is the flow set, or a callable giving the current one (hot reload: each call keeps the set
-    it started with). An empty script name picks the flow by the number dialed, from `numbers`.
+    it started with). An empty script name picks the flow by the number dialed, from `numbers`. Every
+    call reads the time from `clock` (the service's, which `HOTLINE_CLOCK_AT` may set).
+
+    `drain(seconds)` stops taking calls and ends the calls in progress; `close()` then stops listening.
     """
 
     def __init__(
@@ -471,8 +699,9 @@ class FastAgiServer:
         record: Record | None = None,
         identify: Identify | None = None,
         numbers: Mapping[str, str] | None = None,
-        header_timeout: float = HEADER_TIMEOUT,
         keep_callback: KeepCallback | None = None,
+        clock: Clock = utc_now,
+        limits: AgiLimits | None = None,
     ) -> None:
         self._flows = flows
         self._keep_callback = keep_callback
@@ -481,12 +710,26 @@ class FastAgiServer:
         self._record = record
         self._identify = identify
         self._numbers = dict(numbers or {})
-        self._header_timeout = header_timeout
+        self._clock = clock
+        self.limits = limits or AgiLimits()
         self._server: asyncio.Server | None = None
         self._http: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._connections: set[asyncio.Task[None]] = set()  # every connection being served
+        self._sessions: dict[asyncio.Task[None], AgiChannel] = {}  # those with a complete environment
+        self._calls: set[asyncio.Task[None]] = set()  # those running a flow
+        self._taking = True
         self.calls_served = 0
+        self.calls_refused = 0
         self.connections_dropped = 0
+
+    @property
+    def calls(self) -> int:
+        """Flows running now."""
+        return len(self._calls)
+
+    @property
+    def taking_calls(self) -> bool:
+        return self._taking
 
     async def start(self) -> None:
         """Listen; with port 0 the system picks one, then found in `.port`."""
@@ -495,19 +738,50 @@ class FastAgiServer:
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("fastagi listening", host=self.host, port=self.port)
 
+    async def drain(self, seconds: float) -> None:
+        """Stop taking calls: from now on a new call is not run (its contact says `service_stopping`
+        and its channel is hung up). The calls in progress get `seconds` to end on their own; the rest
+        are hung up at their next command, and a call that does not reach one within
+        `limits.stop_seconds` is cut: its contact is closed at once and HANGUP is left for Asterisk to
+        run when the command in progress ends. Listening goes on until `close()`."""
+        self._taking = False
+        if self._calls:
+            log.info(
+                "fastagi: no new calls; calls in progress may go on", calls=len(self._calls), seconds=seconds
+            )
+            await asyncio.wait(set(self._calls), timeout=max(0.0, seconds))
+        await self._end_sessions(SERVICE_STOPPING)
+
     async def close(self) -> None:
-        """Stop listening and end the calls in progress."""
+        """Stop listening and end what is still going on, as `drain(0)` does: every contact is closed."""
+        self._taking = False
         if self._server is not None:
             self._server.close()
+        await self._end_sessions(SERVICE_STOPPING)
+        for task in self._connections:  # still sending their environment: nothing to close but the socket
+            task.cancel()
+        if self._connections:
+            await asyncio.wait(set(self._connections), timeout=self.limits.stop_seconds)
+        if self._server is not None:
             await self._server.wait_closed()
             self._server = None
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._http is not None:
             await self._http.close()
             self._http = None
+
+    async def _end_sessions(self, reason: str) -> None:
+        sessions = dict(self._sessions)
+        if not sessions:
+            return
+        for channel in sessions.values():
+            channel.stop(reason)
+        _, pending = await asyncio.wait(sessions, timeout=self.limits.stop_seconds)
+        if not pending:
+            return
+        log.info("fastagi: cutting calls still in a command", calls=len(pending), reason=reason)
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=self.limits.stop_seconds)
 
     async def __aenter__(self) -> FastAgiServer:
         await self.start()
@@ -521,32 +795,39 @@ class FastAgiServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        peer = writer.get_extra_info("peername")
+        assert task is not None
+        peer = str(writer.get_extra_info("peername"))
+        sending_environment = len(self._connections) - len(self._sessions)
+        self._connections.add(task)
         try:
+            if sending_environment >= self.limits.calls:
+                self.connections_dropped += 1
+                log.warning("agi connection dropped: too many connections at once", peer=peer)
+                return
             try:
                 environment = await self._read_header(reader)
             except AgiHeaderError as e:
                 self.connections_dropped += 1
-                log.info("agi connection dropped", peer=str(peer), reason=str(e))
+                log.info("agi connection dropped", peer=peer, reason=str(e))
                 return
-            await self._run_script(AgiChannel(reader, writer), environment)
-        except CallerHungUp:
-            pass
+            channel = AgiChannel(reader, writer, self.limits)
+            self._sessions[task] = channel
+            await self._run_script(channel, environment)
+        except AgiError as e:  # identify or a refusal could not finish; nothing is left open
+            log.info("agi session ended early", peer=peer, reason=str(e))
         except Exception:
-            log.exception("agi call failed", peer=str(peer))
+            log.exception("agi session failed", peer=peer)
         finally:
-            if task is not None:
-                self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+            self._connections.discard(task)
+            self._sessions.pop(task, None)
+            self._calls.discard(task)
+            await _close(writer)
 
     async def _read_header(self, reader: asyncio.StreamReader) -> dict[str, str]:
         lines: list[bytes] = []
+        seconds = self.limits.header_seconds
         try:
-            async with asyncio.timeout(self._header_timeout):
+            async with asyncio.timeout(seconds):
                 while True:
                     line = (await reader.readuntil(b"\n")).rstrip(b"\r\n")
                     if not line:
@@ -561,7 +842,7 @@ class FastAgiServer:
         except asyncio.LimitOverrunError:
             raise AgiHeaderError(f"an environment line is longer than {LINE_LIMIT} bytes") from None
         except TimeoutError:
-            raise AgiHeaderError(f"no complete AGI environment within {self._header_timeout:g} s") from None
+            raise AgiHeaderError(f"no complete AGI environment within {seconds:g} s") from None
         except (ConnectionError, OSError) as e:
             raise AgiHeaderError(f"connection failed: {e}") from None
 
@@ -572,37 +853,92 @@ class FastAgiServer:
             return
         flows = self._current_flows()
         flow = script or self._numbers.get(environment.get("agi_extension", ""), "")
+        call_id = call_id_of(environment)
+        if call_id is None:
+            call_id = f"agi-{uuid.uuid4().hex}"
+            log.warning(
+                "agi call without a usable agi_uniqueid; its contact is named by a new id",
+                call=call_id,
+                uniqueid=shown(environment.get("agi_uniqueid", "")),
+            )
+        if not self._taking:
+            await self._refuse(
+                channel, environment, call_id, flow, SERVICE_STOPPING, "the service is stopping; call again"
+            )
+            return
         if flow not in flows:
             known = ", ".join(sorted(flows)) or "none"
-            message = (
-                f"hotline: no flow '{flow}' for this AGI call (loaded flows: {known}); "
+            problem = (
+                f"no flow '{flow}' for this AGI call (loaded flows: {known}); "
                 "set FLOW to one of them, or map the number dialed to a flow"
             )
-            log.warning("agi call for an unknown flow", flow=flow, known=known)
-            await channel.verbose(message)
-            await channel.send(command_line("HANGUP"))
+            log.warning("agi call for an unknown flow", flow=flow, known=known, call=call_id)
+            await self._refuse(channel, environment, call_id, flow, NO_FLOW, problem, error=problem)
+            return
+        if len(self._calls) >= self.limits.calls:
+            log.warning("agi call refused: the service runs as many as it may", limit=self.limits.calls)
+            await self._refuse(
+                channel,
+                environment,
+                call_id,
+                flow,
+                SERVICE_BUSY,
+                f"{self.limits.calls} AGI calls are running, the most this service takes",
+            )
             return
         assert self._http is not None
-        call_id = environment.get("agi_uniqueid", "call")
-        session = Session(flows, flow, call_id=call_id)
+        task = asyncio.current_task()
+        assert task is not None
+        self._calls.add(task)
         self.calls_served += 1
         log.info("agi call", flow=flow, call=call_id)
         await AgiCall(
             channel,
             environment,
-            session,
+            Session(flows, flow, call_id=call_id),
+            call_id=call_id,
             record=self._record,
             http=self._http,
+            clock=self._clock,
             keep_callback=self._keep_callback,
+            limits=self.limits,
         ).run()
+
+    async def _refuse(
+        self,
+        channel: AgiChannel,
+        environment: Mapping[str, str],
+        call_id: str,
+        flow: str,
+        reason: str,
+        message: str,
+        *,
+        error: str | None = None,
+    ) -> None:
+        """A call not run: its contact says why, Asterisk's log too, and the channel is hung up."""
+        self.calls_refused += 1
+        log.info("agi call not run", call=call_id, flow=flow, reason=reason)
+        for event_type, data in refused_call(environment, flow, reason, error):
+            await write_event(self._record, call_id, event_type, data)
+        with contextlib.suppress(AgiError):
+            await channel.verbose(f"hotline: {message}")
+        await channel.hang_up()
 
     async def _run_identify(self, channel: AgiChannel, environment: Mapping[str, str]) -> None:
         caller = environment.get("agi_callerid", "")
+        if not self._taking:
+            await channel.verbose("hotline: the service is stopping; no customer data")
+            return
         if self._identify is None:
             await channel.verbose("hotline: identify is not set up in this service; no customer data")
             return
         try:
-            found = await self._identify(caller)
+            async with asyncio.timeout(self.limits.answer_seconds):
+                found = await self._identify(caller)
+        except TimeoutError:
+            log.warning("customer lookup took too long", caller=caller, seconds=self.limits.answer_seconds)
+            await channel.verbose(f"hotline: customer lookup for {caller} took too long; no customer data")
+            return
         except Exception:
             log.exception("customer lookup failed", caller=caller)
             await channel.verbose(f"hotline: customer lookup for {caller} failed; see the service log")
@@ -613,3 +949,15 @@ class FastAgiServer:
             return
         for name, value in found.items():
             await channel.set_variable(name, value)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close a connection; one whose peer does not take what is left to send is dropped."""
+    writer.close()
+    try:
+        async with asyncio.timeout(2.0):
+            await writer.wait_closed()
+    except TimeoutError:
+        writer.transport.abort()
+    except (ConnectionError, OSError):
+        pass

@@ -594,7 +594,9 @@ class CallbackCall:
 
     def on_stopping(self) -> None:
         """The service stops: the call-back's legs are hung up (its lease lapses and the store's
-        recovery settles an attempt under way)."""
+        recovery settles an attempt under way); a conversation goes on (the next start adopts it)."""
+        if self.phase == "talking":
+            return
         for leg in (self.agent_leg, self.customer_leg):
             if leg is not None:
                 self._hang_up(leg)

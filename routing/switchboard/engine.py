@@ -150,6 +150,15 @@ class Switchboard:
     def party(self, contact_id: str) -> Party | None:
         return self._parties.get(contact_id)
 
+    def talking(self, contact_id: str) -> bool:
+        """Is the contact's caller (or customer) bridged with an agent now?"""
+        party = self._parties.get(contact_id)
+        if isinstance(party, WaitingCaller):
+            return party.phase == "bridged"
+        if isinstance(party, CallbackCall):
+            return party.phase == "talking"
+        return isinstance(party, Talk) and not party.over
+
     def channels(self) -> list[str]:
         """Every channel held now."""
         return list(self._channels)

@@ -420,6 +420,59 @@ def test_caller_hanging_up_while_a_menu_waits_cancels_its_timer() -> None:
     assert s.handle(ev.TimerFired("t1"), NOW) == []
 
 
+# --- the service hangs up --------------------------------------------------------------------------
+
+
+def test_the_service_stopping_during_a_menu_hangs_up_without_an_abandon() -> None:
+    s = session({"menu": {"menu": "m", "options": {"1": "bye"}}, "bye": GOODBYE})
+    start(s)
+    finish(s)
+    out = s.handle(ev.ServiceHangup("service_stopping"), NOW)
+    assert out == [
+        act.CancelTimer("t1"),
+        act.RecordEvent(
+            "hung_up", {"by": "service", "node": "menu", "flow": "main", "reason": "service_stopping"}
+        ),
+        act.Hangup("normal"),
+    ]
+    assert (s.ended, s.outcome, s.waiting_for) == (True, "hangup", None)
+    assert s.handle(ev.Hangup(), NOW) == []  # the channel's end afterwards adds nothing
+
+
+def test_a_fault_ending_the_call_is_a_flow_error_with_its_reason() -> None:
+    s = session({"welcome": {"play": "hello", "next": "bye"}, "bye": GOODBYE})
+    start(s)
+    out = s.handle(ev.ServiceHangup("agi_error", "Asterisk sent 'garbage', no AGI answer"), NOW)
+    assert recorded(out) == [
+        (
+            "flow_error",
+            {"node": "welcome", "flow": "main", "reason": "Asterisk sent 'garbage', no AGI answer"},
+        ),
+        ("hung_up", {"by": "service", "node": "welcome", "flow": "main", "reason": "agi_error"}),
+    ]
+    assert act.StopPlayback("p1") in out and out[-1] == act.Hangup("normal")
+    assert s.outcome == "hangup"
+
+
+def test_the_service_ending_a_handed_off_call_keeps_its_outcome() -> None:
+    s = session({"out": {"transfer": {"extension": "operator"}}})
+    start(s)
+    assert s.outcome == "transfer"
+    out = s.handle(ev.ServiceHangup("service_stopping"), NOW)
+    assert recorded(out, "hung_up") == [
+        {"by": "service", "node": "out", "flow": "main", "reason": "service_stopping"}
+    ]
+    assert (s.outcome, s.waiting_for) == ("transfer", None)
+
+
+def test_the_service_hanging_up_before_the_call_starts_or_after_it_ended_does_nothing() -> None:
+    s = session({"bye": {"hangup": None}})
+    assert s.handle(ev.ServiceHangup("service_stopping"), NOW) == []
+    start(s)
+    assert s.handle(ev.ServiceHangup("service_stopping"), NOW) == []
+    assert s.outcome == "hangup"
+
+
 # --- flows that go wrong ----------------------------------------------------------------------------
 
 

@@ -483,6 +483,41 @@ def test_the_caller_may_hang_up_at_any_step(
     assert call.session.outcome == final
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(0, len(CASES) - 1),
+    CALLERS,
+    TIMES,
+    STEPS,
+    st.sampled_from([None, "Asterisk sent no answer"]),
+)
+def test_the_service_may_end_the_call_at_any_step(
+    case: int, caller: str | None, now: datetime, steps: list[tuple[Any, ...]], error: str | None
+) -> None:
+    call = begin(case, caller, now)
+    for step in steps:
+        for event in call.events_for(step):
+            call.feed(event)
+    outcome = call.session.outcome
+    was_closed = call.session.waiting_for is None
+    out = call.session.handle(ev.ServiceHangup("service_stopping", error), now)  # a flow_error may come
+    if was_closed:
+        assert out == []
+        return
+    records = [(a.type, a.data) for a in out if isinstance(a, act.RecordEvent)]
+    assert records[-1][0] == "hung_up" and records[-1][1]["by"] == "service"
+    assert records[-1][1]["reason"] == "service_stopping"
+    assert [t for t, _ in records] == (["flow_error", "hung_up"] if error else ["hung_up"])
+    assert out[-1] == act.Hangup("normal")  # the channel is hung up, never left open
+    assert not any(isinstance(a, act.Play | act.StartTimer | act.Enqueue | act.Lookup) for a in out)
+    # what the call had earned stands; a call still in the flow is never counted as abandoned
+    if outcome is not None:
+        assert call.session.outcome == outcome
+    assert call.session.outcome in ("hangup", "transfer", "queue", "callback", "voicemail")
+    assert call.session.waiting_for is None
+    assert call.session.handle(ev.Hangup(), now) == []
+
+
 def test_the_drain_ends_a_fixture_call_in_a_known_way() -> None:
     # a silent caller in office hours: language default, CRM fails, the menu gives up to the operator
     call = begin(0, "+48221234567", datetime(2026, 3, 4, 9, 0, tzinfo=UTC))

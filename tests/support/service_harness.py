@@ -68,10 +68,10 @@ class ServiceProcess:
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 20.0, drain: float = 0.5) -> None:
         log = self.log.open("ab")
         self.process = subprocess.Popen(
-            [str(HOTLINE), "serve", "--config", str(self.config), "--drain", "0.5"],
+            [str(HOTLINE), "serve", "--config", str(self.config), "--drain", f"{drain:g}"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,

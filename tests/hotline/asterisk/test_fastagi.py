@@ -1,6 +1,7 @@
 """The FastAGI server against the real Asterisk: the test is the caller, an ARI app (`testcaller`) that
 originates `Local/100@hotline-agi` with the channel variable FLOW; its `;2` half runs
-`AGI(agi://127.0.0.1:4573/${FLOW})` into our server."""
+`AGI(agi://127.0.0.1:4573/${FLOW})` into our server, or into a link that breaks on the test's word
+(`support.agi.AgiLink`) in front of it."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from typing import Any
 import pytest
 
 from hotline.asterisk.events import ChannelVarset, StasisEnd, StasisStart
-from hotline.asterisk.fastagi import DEFAULT_PORT, FastAgiServer
+from hotline.asterisk.fastagi import DEFAULT_PORT, AgiLimits, FastAgiServer
 from hotline.asterisk.sandbox import Running
 from ivr.loader import load_flowset
+from support.agi import AgiLink, Contacts, Fault
 from support.harness import Caller, Events, is_event
 
 AGI_NUMBER = "Local/100@hotline-agi"
@@ -115,3 +117,67 @@ async def test_identify_sets_channel_variables_from_the_customer_store(setup: Se
     )
     assert isinstance(customer, ChannelVarset) and customer.value == "c-7"
     assert setup.identified == ["48221234567"]
+
+
+async def test_a_caller_hanging_up_mid_menu_abandons_and_nothing_stays_open(setup: Setup) -> None:
+    caller_leg, agi_leg = await setup.call("agitest")
+    await setup.wait_recorded("node_entered", node="menu")
+    await setup.caller.hang_up(caller_leg)
+    await setup.wait_recorded("abandoned")
+    types = [t for c, t, _ in setup.recorded if c == agi_leg]
+    assert types == ["call_started", "node_entered", "node_entered", "abandoned"]
+    assert setup.recorded[-1][2] == {"node": "menu", "flow": "agitest", "where": "ivr"}
+    assert setup.server.calls == 0
+
+
+LINK_FLOW = """
+flow: linktest
+start: menu
+nodes:
+  menu: {menu: beep, options: {"1": bye}, timeout: 2, retries: 0, failure: bye}
+  bye: {hangup: null}
+"""
+
+
+@pytest.mark.parametrize("fault", ["garbage", "silence", "cut"])
+async def test_a_link_that_breaks_mid_call_closes_the_contact_and_ends_the_channel(
+    asterisk: Running, fault: Fault
+) -> None:
+    contacts = Contacts()
+    limits = AgiLimits(answer_seconds=1.0, prompt_seconds=5.0)
+    server = FastAgiServer(
+        load_flowset({"linktest.yaml": LINK_FLOW}), port=0, record=contacts.record, limits=limits
+    )
+    link = AgiLink(server_port=0)
+    caller = Caller(asterisk, Events(timeout=15.0))
+    await server.start()
+    link.server_port = server.port
+    await link.start()
+    caller.start()
+    try:
+        await caller.wait_connected(5)
+        caller_leg, agi_leg = await caller.call(AGI_NUMBER, {"FLOW": "linktest"})
+        deadline = time.monotonic() + 10
+        while not any(line.startswith(b"WAIT FOR DIGIT") for line in link.to_asterisk):
+            assert time.monotonic() < deadline, f"the menu did not start: {link.to_asterisk}"
+            await asyncio.sleep(0.02)
+        link.break_at(fault)  # Asterisk's answer to the wait (a timeout, 2 s on) is the one that breaks
+        contact = await contacts.wait_closed(agi_leg, timeout=10)
+        await caller.events.wait_for(is_event(caller_leg, StasisEnd))  # the channel is not left stuck
+    finally:
+        await caller.hang_up_all()
+        await caller.close()
+        await link.close()
+        await server.close()
+    assert link.broken.is_set()
+    assert contacts.calls() == [agi_leg]
+    assert contacts.ends() == {agi_leg: ("ended_in_ivr", "service", "agi_error")}
+    assert contact.ivr_path == ["menu"]
+    reason = contacts.data(agi_leg, "flow_error")[0]["reason"]
+    assert {
+        "garbage": "not an AGI answer",
+        "silence": "did not answer 'WAIT FOR DIGIT",
+        "cut": "closed the AGI connection during 'WAIT FOR DIGIT",
+    }[fault] in reason
+    if fault != "cut":  # the server's HANGUP reached Asterisk through the link
+        assert link.to_asterisk[-1] == b"HANGUP\n"

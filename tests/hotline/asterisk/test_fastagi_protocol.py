@@ -13,6 +13,7 @@ import pytest
 from hotline.asterisk.fastagi import (
     AgiError,
     AgiHeaderError,
+    AgiLimits,
     AgiResponse,
     FastAgiServer,
     command_line,
@@ -23,19 +24,7 @@ from hotline.asterisk.fastagi import (
     response_done,
 )
 from ivr.loader import load_flowset
-
-HEADER = [
-    b"agi_network: yes",
-    b"agi_network_script: hotline",
-    b"agi_request: agi://127.0.0.1:4573/hotline",
-    b"agi_channel: Local/100@hotline-agi-00000001;2",
-    b"agi_language: en",
-    b"agi_uniqueid: 1700000000.12",
-    b"agi_callerid: 48221234567",
-    b"agi_calleridname: Zo\xbf Ma\xb3ecka",  # Latin-2, not UTF-8
-    b"agi_extension: 100",
-    b"agi_arg_1: ",
-]
+from support.agi import HEADER
 
 
 def test_the_header_is_read_as_bytes_and_a_foreign_caller_name_survives() -> None:
@@ -163,7 +152,7 @@ async def server() -> AsyncIterator[tuple[FastAgiServer, list[tuple[str, str, di
         port=0,
         record=record,
         identify=identify,
-        header_timeout=0.5,
+        limits=AgiLimits(header_seconds=0.5),
     )
     await agi.start()
     try:
@@ -245,7 +234,16 @@ async def test_an_unknown_flow_is_said_in_the_log_and_hung_up(server: Server) ->
     await _expect(reader, writer, b"HANGUP\n", b"200 result=1")
     assert await asyncio.wait_for(reader.read(), 2) == b""
     writer.close()
-    assert recorded == []
+    assert [(t, d.get("reason")) for _, t, d in recorded] == [
+        ("call_started", None),
+        (
+            "flow_error",
+            "no flow 'nosuch' for this AGI call (loaded flows: agitest, handoff); "
+            "set FLOW to one of them, or map the number dialed to a flow",
+        ),
+        ("hung_up", "no_flow"),
+    ]
+    assert recorded[-1][2]["by"] == "service" and recorded[0][2]["caller"] == "48221234567"
 
 
 async def test_identify_sets_the_customer_as_channel_variables(server: Server) -> None:
@@ -328,8 +326,10 @@ async def test_a_queue_overflows_and_a_transfer_goes_back_to_the_dialplan(server
         "queue_overflow",
         "node_entered",
         "transferred",
+        "call_ended",  # the call went on in the dialplan: the hotline's part is over
     ]
     assert recorded[3][2] == {"queue": "support", "reason": "no routing for AGI calls"}
+    assert recorded[-1][2] == {"by": "flow", "cause": "transferred"}
 
 
 OFFER = """

@@ -30,20 +30,27 @@ from support.pg import Cluster
 from support.service_harness import ServiceProcess, ari, make_service
 
 TOKEN = "faults-token-0123456789abcdef"
-MENU = "Local/s@hotline"  # the test flow: a menu (1, 2), goodbye
+MENU = "Local/s@hotline"  # the flow below
 MENU_TIMEOUT = 5.0
-QUEUE = "Local/q@hotline"  # straight into the support queue
 ROUTING = """\
 agents:
   ann: {name: Ann, endpoint: Local/answer@hotline-test, skills: {support: 1}, wrapup: 1}
 queues:
   support: {skills: {support: 1}, ring_timeout: 10, announce_every: 0}
 """
-QUEUE_FLOW = """\
-flow: queueing
+FLOW = """\
+flow: test
 languages: [en]
-start: wait
+start: menu
 nodes:
+  menu:
+    menu: beep
+    options: {1: one, 2: two, 3: wait}
+    timeout: MENU_TIMEOUT
+    retries: 0
+    failure: bye
+  one: {play: digits/1, next: bye}
+  two: {play: digits/2, next: bye}
   wait:
     queue: {name: support, max_wait: 600}
     overflow: bye
@@ -54,9 +61,9 @@ nodes:
 
 @pytest.fixture
 def service(asterisk: Running, tmp_path: Path) -> Iterator[ServiceProcess]:
-    """`hotline serve` with the test flow on `s` (5 s menu timeout), the queue flow on `q`, one agent."""
-    running = make_service(tmp_path, asterisk, menu_timeout=MENU_TIMEOUT)
-    add_routing(running, tmp_path)
+    """`hotline serve` with the flow above on `s` (5 s menu timeout) and one agent."""
+    running = make_service(tmp_path, asterisk)
+    add_routing(running, tmp_path, menu_timeout=MENU_TIMEOUT)
     try:
         running.start()
         yield running
@@ -66,13 +73,13 @@ def service(asterisk: Running, tmp_path: Path) -> Iterator[ServiceProcess]:
         running.kill()
 
 
-def add_routing(running: ServiceProcess, folder: Path) -> None:
-    (running.flows / "queueing.yaml").write_text(QUEUE_FLOW, encoding="utf-8")
+def add_routing(running: ServiceProcess, folder: Path, menu_timeout: float) -> None:
+    """The flow on `s`: a menu whose 3 queues for support; one agent, ann."""
+    (running.flows / "test.yaml").write_text(
+        FLOW.replace("MENU_TIMEOUT", str(menu_timeout)), encoding="utf-8"
+    )
     (folder / "routing.yaml").write_text(ROUTING, encoding="utf-8")
     config = running.config.read_text(encoding="utf-8")
-    config = config.replace(
-        'numbers: {"100": hotline, s: test}', 'numbers: {"100": hotline, s: test, q: queueing}'
-    )
     running.config.write_text(config + "routing:\n  file: routing.yaml\n", encoding="utf-8")
     running.env["HOTLINE_API_TOKENS"] = TOKEN
     running.env.pop("HOTLINE_CLOCK_AT")  # the real clock: a restart must not turn it back
@@ -86,8 +93,8 @@ def pg_service(
     if not pg_cluster.running():
         pg_cluster.start()
     url = pg_cluster.url(pg_cluster.create_database())
-    running = make_service(tmp_path, asterisk, menu_timeout=20.0)
-    add_routing(running, tmp_path)
+    running = make_service(tmp_path, asterisk)
+    add_routing(running, tmp_path, menu_timeout=20.0)
     running.config.write_text(
         running.config.read_text(encoding="utf-8") + f"store:\n  url: {url}\n", encoding="utf-8"
     )
@@ -201,16 +208,24 @@ class Calls:
     callers: dict[str, str]  # far leg -> the caller's leg
 
 
+async def queue_call(caller: Caller, store: Store) -> tuple[str, str]:
+    """A caller who presses 3 in the menu and is queued; (their leg, the hotline's)."""
+    caller_leg, hotline_leg = await caller.call(MENU)
+    await until_stored(store, hotline_leg, has("node_entered", node="menu"), why="no menu")
+    await caller.press(caller_leg, "3")
+    await until_stored(store, hotline_leg, has("queued"), why="the caller was not queued")
+    return caller_leg, hotline_leg
+
+
 async def three_calls(service: ServiceProcess, caller: Caller, store: Store, asterisk: Running) -> Calls:
     """A caller talking to ann, one waiting in the queue behind, one in the menu."""
     assert api(service, "POST", "/api/agents/ann/login")["state"] == "available"
-    talking_caller, talking = await caller.call(QUEUE)
+    talking_caller, talking = await queue_call(caller, store)
     await until_stored(store, talking, has("answered", agent="ann"), why="ann never answered")
     bridges = await asyncio.to_thread(ari, asterisk, "GET", "/bridges")
     [bridge] = [b for b in bridges if talking in b["channels"]]
     [ann_leg] = [c for c in bridge["channels"] if c != talking]
-    waiting_caller, waiting = await caller.call(QUEUE)
-    await until_stored(store, waiting, has("queued"), why="the second caller was not queued")
+    waiting_caller, waiting = await queue_call(caller, store)
     menu_caller, in_menu = await caller.call(MENU)
     await until_stored(store, in_menu, has("node_entered", node="menu"), why="no menu")
     callers = {talking: talking_caller, waiting: waiting_caller, in_menu: menu_caller}
@@ -413,7 +428,7 @@ async def test_legs_nobody_can_use_are_hung_up_live_and_after_a_restart(
 
     # after a restart: a conversation whose bridge was destroyed while no service ran
     assert api(service, "POST", "/api/agents/ann/login")["state"] == "available"
-    _, talking = await caller.call(QUEUE)
+    _, talking = await queue_call(caller, store)
     await until_stored(store, talking, has("answered", agent="ann"), why="ann never answered")
     [bridge] = [
         b for b in await asyncio.to_thread(ari, asterisk, "GET", "/bridges") if talking in b["channels"]

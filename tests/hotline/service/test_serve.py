@@ -1,10 +1,12 @@
 """`hotline serve` on the real Asterisk: test calls from the terminal, concurrent callers, flow reload
-with calls in progress, an Asterisk restart, and SIGTERM (restarts with calls up: test_faults.py)."""
+with calls in progress, an Asterisk restart, and SIGTERM; FastAGI calls on the service's clock and
+through SIGTERM (restarts with calls up: test_faults.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,13 +14,16 @@ from typing import Any
 
 import pytest
 
+from hotline.asterisk.events import ChannelDestroyed, StasisEnd
 from hotline.asterisk.sandbox import DIALPLAN_DIR, Running, Sandbox
 from hotline.store import Store, StoredEvent, open_store
 from hotline.store.writer import SEGMENT_PREFIX, SEGMENT_SUFFIX
-from support.harness import Caller
-from support.service_harness import ServiceProcess, make_service
+from support.agi import CLOCK_FLOW
+from support.harness import Caller, is_event
+from support.service_harness import OPEN_HOURS, ServiceProcess, make_service, until
 
 TEST_NUMBER = "Local/s@hotline"  # extension s: the test flow (flows.numbers in conftest)
+AGI_NUMBER = "Local/s@hotline-agi"  # the same over FastAGI; the channel variable FLOW names the flow
 
 
 async def open_service_store(service: ServiceProcess) -> Store:
@@ -251,10 +256,93 @@ async def test_sigterm_ends_calls_flushes_the_writer_and_exits_0(
         found = await events_of(store, hotline_leg)
     finally:
         await store.close()
-    assert journey(found) == [("call_started", None), ("node_entered", "menu"), ("abandoned", "menu")]
+    assert journey(found) == [("call_started", None), ("node_entered", "menu"), ("hung_up", "menu")]
+    assert found[-1].data["by"] == "service" and found[-1].data["reason"] == "service_stopping"
     assert "SIGTERM: stopping" in service.text() and "service stopped" in service.text()
     spool = service.folder / "var" / "spool"
     assert sorted(spool.glob(f"{SEGMENT_PREFIX}*{SEGMENT_SUFFIX}")) == []  # nothing left waiting
+
+
+async def agi_contact(store: Store, call_id: str) -> tuple[list[str], Any]:
+    """A FastAGI call's event types and its contact row, once the contact has ended."""
+    found = await wait_events(store, call_id, lambda f: bool(f) and f[-1].type in ("hung_up", "abandoned"))
+    contact = await store.contact(found[0].contact_id)
+    assert contact is not None and {e.contact_id for e in found} == {contact.id}
+    return [e.type for e in found], contact
+
+
+async def test_a_fastagi_flow_follows_the_service_clock(service: ServiceProcess, caller: Caller) -> None:
+    (service.flows / "clock.yaml").write_text(CLOCK_FLOW, "utf-8")  # open on 2026-11-16 only
+    await asyncio.to_thread(
+        service.wait_for, lambda h: "clock" in h["flows"]["flows"], 5, "the clock flow was not loaded"
+    )
+    store = await open_service_store(service)
+    try:
+        caller_leg, agi_leg = await caller.call(AGI_NUMBER, {"FLOW": "clock"})
+        types, contact = await agi_contact(store, agi_leg)
+        branch = [e.data for e in await events_of(store, agi_leg) if e.type == "branch_taken"]
+    finally:
+        await store.close()
+    # HOTLINE_CLOCK_AT is Monday 2026-11-16 10:00 in Warsaw: the flow and the contact's times say so,
+    # whatever the wall clock says
+    assert service.env["HOTLINE_CLOCK_AT"] == OPEN_HOURS
+    assert branch == [{"node": "check", "case": 0, "target": "open"}]
+    assert types == ["call_started", "node_entered", "branch_taken", "node_entered", "hung_up"]
+    assert contact.started_at is not None and contact.started_at.date().isoformat() == "2026-11-16"
+    assert (contact.outcome, contact.ended_by) == ("ended_in_ivr", "flow")
+    await caller.events.wait_for(is_event(caller_leg, StasisEnd), 10)
+
+
+async def test_sigterm_drains_fastagi_calls_and_closes_every_contact(
+    tmp_path: Path, asterisk: Running, caller: Caller
+) -> None:
+    service = make_service(tmp_path, asterisk)  # the test flow's menu waits 8 s for a key
+    service.start(drain=3.0)
+    store = await open_service_store(service)
+    try:
+        legs = {name: await caller.call(AGI_NUMBER, {"FLOW": "test"}) for name in ("presses", "silent")}
+        for _, agi_leg in legs.values():
+            await wait_events(store, agi_leg, in_menu)
+        assert service.process is not None
+        service.process.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(
+            until, lambda: "fastagi: no new calls" in service.text(), 10, "the FastAGI drain did not start"
+        )
+        # during the drain: a call in progress ends as the caller wants, a new call is not taken
+        await caller.press(legs["presses"][0], "1")
+        legs["late"] = await caller.call(AGI_NUMBER, {"FLOW": "test"})
+        for caller_leg, _ in legs.values():  # no channel is left behind (the late one was never answered)
+            await caller.events.wait_for(is_event(caller_leg, ChannelDestroyed), 15)
+        assert await asyncio.to_thread(service.process.wait, 20) == 0
+        ends = {name: await agi_contact(store, agi_leg) for name, (_, agi_leg) in legs.items()}
+    finally:
+        await store.close()
+        service.kill()
+    assert {name: (c.outcome, c.ended_by) for name, (_, c) in ends.items()} == {
+        "presses": ("ended_in_ivr", "flow"),
+        "silent": ("ended_in_ivr", "service"),
+        "late": ("ended_in_ivr", "service"),
+    }
+    assert ends["presses"][0][-4:] == ["option_chosen", "node_entered", "node_entered", "hung_up"]
+    assert ends["silent"][0] == ["call_started", "node_entered", "hung_up"]
+    assert ends["late"][0] == ["call_started", "hung_up"]
+
+    async def reasons() -> dict[str, Any]:
+        store = await open_service_store(service)
+        try:
+            return {
+                name: [e.data.get("reason") for e in await events_of(store, leg) if e.type == "hung_up"]
+                for name, (_, leg) in legs.items()
+            }
+        finally:
+            await store.close()
+
+    assert await reasons() == {
+        "presses": [None],
+        "silent": ["service_stopping"],
+        "late": ["service_stopping"],
+    }
+    assert "service stopped" in service.text()
 
 
 def test_a_broken_flow_set_at_start_stops_the_service_with_the_lint_lines(

@@ -339,14 +339,25 @@ def test_agents_who_log_in_later_get_the_waiting_call_back() -> None:
     assert agent_leg(b).endpoint == "PJSIP/ann"
 
 
-def test_when_the_service_stops_a_call_back_s_legs_are_hung_up() -> None:
+def test_when_the_service_stops_a_call_back_being_dialed_is_hung_up_and_a_conversation_goes_on() -> None:
     b = board()
     b.log_in("ann")
     due(b)
     agent = answer_agent_and_whisper(b)
     b.feed(ev.DialApproved("cb1", 1))
     customer = b.one(act.Originate).channel_id
+    dialing = board()  # the same call-back on a second board, stopped while dialing
+    dialing.log_in("ann")
+    due(dialing)
+    dialing_agent = answer_agent_and_whisper(dialing)
+    dialing.feed(ev.DialApproved("cb1", 1))
+    dialing_customer = dialing.one(act.Originate).channel_id
+    out = dialing.feed(ev.Stopping())
+    assert {act.HangUp(dialing_agent), act.HangUp(dialing_customer)} <= set(out)
+
     b.feed(ev.LegAnswered(customer))
-    bridge = b.one(act.Bridge).bridge_id
-    out = b.feed(ev.Stopping())
-    assert {act.HangUp(agent), act.HangUp(customer), act.EndBridge(bridge)} <= set(out)
+    b.one(act.Bridge)
+    out = b.feed(ev.Stopping())  # talking: the next start adopts the conversation
+    assert not b.of(act.HangUp, out) and not b.of(act.EndBridge, out)
+    assert b.board.talking(b.board.placeholder("cb1") or "")
+    assert b.board.owns(agent) and b.board.owns(customer)  # still held: their end still counts
