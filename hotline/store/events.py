@@ -7,9 +7,10 @@ is rebuilt from the events alone (see `hotline.store.projection`).
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import json
-import uuid
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,7 +54,11 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class ContactEvent:
-    """What producers write. `id` (uuid4 hex) makes a write idempotent: the same id is stored once."""
+    """What producers write. `id` (uuid4 hex) makes a write idempotent: the same id is stored once.
+
+    `data_json` is `data` as the compact JSON that was checked (by `new_event` or `validate_event`); the
+    store and the spool write that text, so an event is encoded once however often it is handed on.
+    """
 
     id: str
     type: EventName
@@ -61,6 +66,7 @@ class ContactEvent:
     contact_id: str
     call_id: str | None
     data: dict[str, Any]
+    data_json: str | None = field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +128,11 @@ class Page(Generic[T]):
 def _check_id(value: object, what: str, limit: int) -> None:
     if not isinstance(value, str) or not value or len(value) > limit or "\x00" in value:
         raise InvalidEvent(f"{what} {value!r} must be non-empty text of at most {limit} characters")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise InvalidEvent(f"{what} {value!r} is not valid Unicode (it holds a lone surrogate)") from None
 
 
 def _check_at(value: object, event_type: str) -> None:
@@ -134,6 +145,13 @@ def _check_at(value: object, event_type: str) -> None:
         )
 
 
+#: One encoder for every event (json.dumps with options builds a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+#: Values that come back from JSON exactly as they went in: a flat object of these needs no round trip.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def encode_data(data: Mapping[str, Any], event_type: str = "event") -> str:
     """`data` as compact JSON; raises InvalidEvent when it is not plain JSON the backends can store."""
     if not isinstance(data, Mapping):
@@ -142,36 +160,62 @@ def encode_data(data: Mapping[str, Any], event_type: str = "event") -> str:
         if not isinstance(key, str):
             raise InvalidEvent(f"event {event_type}: data key {key!r} is not text; JSON object keys are text")
     try:
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _ENCODER.encode(data)
     except (TypeError, ValueError) as e:
         raise InvalidEvent(
             f"event {event_type}: data is not JSON-serialisable ({e}); use plain JSON values"
         ) from None
     if "\x00" in text or "\\u0000" in text:
         raise InvalidEvent(f"event {event_type}: data holds a NUL character, which PostgreSQL cannot store")
-    if len(text.encode()) > MAX_DATA_BYTES:
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
         raise InvalidEvent(
-            f"event {event_type}: data is {len(text.encode())} bytes as JSON; keep it under {MAX_DATA_BYTES}"
+            f"event {event_type}: data holds text that is not valid Unicode (a lone surrogate); "
+            "decode the producer's bytes with errors='replace'"
+        ) from None
+    if size > MAX_DATA_BYTES:
+        raise InvalidEvent(
+            f"event {event_type}: data is {size} bytes as JSON; keep it under {MAX_DATA_BYTES}"
         )
     return text
 
 
-def validate_event(event: ContactEvent) -> None:
-    """Raise InvalidEvent unless `event` can be stored as it is (both backends, no truncation)."""
+def _check_type(event_type: object) -> None:
+    if event_type in EVENT_TYPES:
+        return
+    close = difflib.get_close_matches(str(event_type), sorted(EVENT_TYPES), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; known types: {', '.join(sorted(EVENT_TYPES))}"
+    raise InvalidEvent(f"unknown contact event type {event_type!r}{hint}")
+
+
+def validate_event(event: ContactEvent) -> str:
+    """Raise InvalidEvent unless `event` can be stored as it is (both backends, no truncation); returns
+    its data as the JSON the store writes, and keeps it on the event (`data_json`).
+
+    The data of an event made by `new_event`, or checked here before, was checked when its JSON was
+    made; that JSON is what the store and the spool write, so it is not encoded again."""
     if not isinstance(event, ContactEvent):
         raise InvalidEvent(f"{event!r} is not a ContactEvent; build one with new_event()")
-    if event.type not in EVENT_TYPES:
-        close = difflib.get_close_matches(str(event.type), sorted(EVENT_TYPES), n=1)
-        hint = (
-            f"; did you mean '{close[0]}'?" if close else f"; known types: {', '.join(sorted(EVENT_TYPES))}"
-        )
-        raise InvalidEvent(f"unknown contact event type {event.type!r}{hint}")
+    _check_type(event.type)
     _check_id(event.id, "event id", MAX_ID)
     _check_id(event.contact_id, f"event {event.type}: contact id", MAX_ID)
     if event.call_id is not None:
         _check_id(event.call_id, f"event {event.type}: call id", MAX_CALL_ID)
     _check_at(event.at, event.type)
-    encode_data(event.data, event.type)
+    text = event.data_json
+    if text is None:
+        text = encode_data(event.data, event.type)
+        object.__setattr__(event, "data_json", text)
+    return text
+
+
+def new_event_id() -> str:
+    """A fresh uuid4 in hex: 122 random bits from the system's CSPRNG (uuid.uuid4() without the object)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return raw.hex()
 
 
 def new_event(
@@ -182,12 +226,22 @@ def new_event(
     call_id: str | None = None,
     data: Mapping[str, Any] | None = None,
 ) -> ContactEvent:
-    """A validated event with a fresh id; `at` is kept in UTC and `data` as plain JSON values."""
-    if isinstance(at, datetime) and at.tzinfo is not None and at.utcoffset() is not None:
+    """A validated event with a fresh id; `at` is kept in UTC and `data` as plain JSON values (a copy:
+    the caller's mapping is not kept)."""
+    _check_type(type)
+    _check_id(contact_id, f"event {type}: contact id", MAX_ID)
+    if call_id is not None:
+        _check_id(call_id, f"event {type}: call id", MAX_CALL_ID)
+    _check_at(at, type)
+    if at.tzinfo is not UTC:
         at = at.astimezone(UTC)
-    text = encode_data(data or {}, type)
-    event = ContactEvent(
-        id=uuid.uuid4().hex, type=type, at=at, contact_id=contact_id, call_id=call_id, data=json.loads(text)
-    )
-    validate_event(event)
+    data = data or {}
+    text = encode_data(data, type)
+    kind = builtins.type
+    if kind(data) is dict and all(kind(k) is str and kind(v) in _PLAIN for k, v in data.items()):
+        plain = dict(data)  # exactly what the JSON round trip would give, without it
+    else:
+        plain = json.loads(text)
+    event = ContactEvent(new_event_id(), type, at, contact_id, call_id, plain)
+    object.__setattr__(event, "data_json", text)
     return event

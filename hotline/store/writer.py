@@ -1,11 +1,27 @@
-"""The event writer: contact events reach the database in batches, in the order they arrived, and none is
-lost while the database is slow or down.
+"""The event writer: contact events reach the database in batches, in the order they arrived, and an
+acknowledged event is never lost, whatever happens to the database or to the process.
 
-An event is *acknowledged* (its `write()` returns) once it is durable: committed in the database, or,
-while the database is behind, appended to a spool file on local disk and fsync'd. Events wait in memory
-up to `memory_limit`; past that the writer spools them (and every later event, to keep the order) until
-the database has taken the whole spool. On `start()` it first replays what an earlier run left in the
-spool; events are stored once by id, so replaying events that were already committed is harmless.
+An event is *acknowledged* (`write()` returns, the future of `submit()` resolves) once it is durable:
+committed in the database, or appended to a spool file on local disk and fsync'd.
+
+**What a crash can take.** Only events handed to the writer in the last `durable_within` seconds,
+`max_delay + slow_after` (0.05 + 0.5 = 0.55 s by default), plus the time the disk takes to append and
+fsync the spool (milliseconds on a healthy disk). Acknowledged events, never. Because:
+
+- While the database answers, an event waits in memory for its batch (at most `max_delay`) and then
+  for the batch's commit.
+- As soon as the database does not answer or falls behind, every event waiting in memory goes to the
+  spool at once, and every later event goes straight there until the database has taken the whole
+  spool (so the order holds): when an append fails (the database is down, locked, refuses the write),
+  a batch has no answer within `slow_after`, an event has waited `durable_within` for its commit (a
+  watchdog: it holds whatever the writer is busy with), or more than `memory_limit` events wait.
+
+Only when the database and the spool's disk both fail are events held in memory until one of them
+takes them (`write()` does not return meanwhile).
+
+On `start()` the writer first replays what an earlier run left in the spool, and new events follow
+them through the spool; events are stored once by id, so replaying events that were already committed
+is harmless.
 
 Spool: `<spool_dir>/events-<number>.jsonl`, one JSON event per line, oldest file first; a file is
 deleted once all its events are committed.
@@ -23,6 +39,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO
 
@@ -75,16 +92,16 @@ def _resolve(items: Sequence[_Pending]) -> None:
             item.future.set_result(None)
 
 
-def _line(event: ContactEvent) -> bytes:
-    record = {
-        "id": event.id,
-        "type": event.type,
-        "at": event.at.isoformat(),
-        "contact_id": event.contact_id,
-        "call_id": event.call_id,
-        "data": event.data,
-    }
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+def spool_line(event: ContactEvent) -> str:
+    """The event as one spool line: the JSON object json.dumps(separators=(",", ":"), ensure_ascii=False)
+    writes, with the data's JSON as it was checked (not encoded again)."""
+    data = event.data_json if event.data_json is not None else validate_event(event)
+    call_id = "null" if event.call_id is None else encode_basestring(event.call_id)
+    return (
+        f'{{"id":{encode_basestring(event.id)},"type":{encode_basestring(event.type)},'
+        f'"at":{encode_basestring(event.at.isoformat())},"contact_id":{encode_basestring(event.contact_id)},'
+        f'"call_id":{call_id},"data":{data}}}\n'
+    )
 
 
 def _fsync_dir(path: Path) -> None:
@@ -159,7 +176,7 @@ class EventWriter:
         batch_size: int = 500,
         max_delay: float = 0.05,
         memory_limit: int = 10_000,
-        slow_after: float = 5.0,
+        slow_after: float = 0.5,
         retry_max: float = 5.0,
         segment_events: int = 10_000,
     ) -> None:
@@ -197,10 +214,18 @@ class EventWriter:
         self._consumer: asyncio.Task[None] | None = None
         self._spooler: asyncio.Task[None] | None = None
         self._lock_fd: int | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
         #: events taken by `submit`, by type, since the writer was made (for the service's metrics)
         self.submitted: collections.Counter[str] = collections.Counter()
 
     # -- what producers call -----------------------------------------------------------------------
+
+    @property
+    def durable_within(self) -> float:
+        """Seconds after `submit()` by which an event is durable, while the spool's disk works: what a
+        crash can take is the events handed to the writer in the last `durable_within` seconds (plus
+        one fsync of the spool)."""
+        return self.max_delay + self.slow_after
 
     @property
     def backlog(self) -> int:
@@ -224,8 +249,10 @@ class EventWriter:
             self._spool_wake.set()
             return pending.future
         self._memory.append(pending)
+        if self._watchdog is None:
+            self._watch()
         if len(self._memory) + len(self._inflight) > self.memory_limit:
-            self._spill()
+            self._spill(f"more than {self.memory_limit} events waiting for the database")
         elif len(self._memory) == 1 or len(self._memory) >= self.batch_size:
             self._wake.set()
         return pending.future
@@ -264,6 +291,7 @@ class EventWriter:
                 waiting=self._spooled,
                 spool_dir=str(self.spool_dir),
             )
+            self._spooling = True  # new events follow them through the spool, in order
         self._running = True
         self._stopping = False
         self._stop_requested.clear()
@@ -286,7 +314,10 @@ class EventWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._consumer
         if self._memory or (self._inflight and not self._inflight_spilled):
-            self._spill()
+            self._spill(f"stopping after {timeout:g} s")
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._spooled_all(), timeout)
         self._spooler.cancel()
@@ -361,7 +392,8 @@ class EventWriter:
         self._wake.clear()
 
     async def _write_memory_batch(self) -> bool:
-        """False only when stopping with the database failing: the batch stays for stop() to spool."""
+        """Commit the oldest events in memory. True once they are committed or in the spool's hands (a
+        failed commit sends them there); False would leave them for stop() to spool."""
         count = min(len(self._memory), self.batch_size)
         self._inflight = [self._memory.popleft() for _ in range(count)]
         self._inflight_spilled = False
@@ -399,8 +431,8 @@ class EventWriter:
         return True
 
     async def _commit(self, events: list[ContactEvent], *, memory_batch: bool) -> bool:
-        """Append `events`, retrying with capped backoff; False when giving up (stopping, or the memory
-        batch went to the spool meanwhile)."""
+        """Append `events`; False when the append failed for a memory batch (it went to the spool with
+        everything behind it) or when stopping. A spool file's events are retried with capped backoff."""
         delay = 0.05
         while True:
             try:
@@ -410,7 +442,8 @@ class EventWriter:
             except Exception as e:
                 cause = e.__cause__ if isinstance(e, StoreUnavailable) and e.__cause__ is not None else e
                 self._failed(describe_error(cause))
-                if self._stopping or (memory_batch and self._inflight_spilled):
+                self._spill()
+                if self._stopping or memory_batch:
                     return False
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop_requested.wait(), delay)
@@ -426,6 +459,7 @@ class EventWriter:
             done, _ = await asyncio.wait({task}, timeout=self.slow_after)
             if not done:
                 self._failed(f"no answer within {self.slow_after:g} s")
+                self._spill()
                 await asyncio.wait({task})
             return task.result()
         except asyncio.CancelledError:
@@ -438,13 +472,8 @@ class EventWriter:
         if self._outage is not None:
             return
         self._outage = _Outage(since=asyncio.get_running_loop().time())
-        where = (
-            f"spooling to disk in {self.spool_dir}"
-            if self._spooling
-            else f"spooling to disk after {self.memory_limit}"
-        )
         log.warning(
-            f"store unavailable: {reason}; {self.backlog} events waiting, {where}",
+            f"store unavailable: {reason}; {self.backlog} events waiting, spooling them to disk in {self.spool_dir}",
             database=self._store.url,
             waiting=self.backlog,
             spool_dir=str(self.spool_dir),
@@ -487,25 +516,52 @@ class EventWriter:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def _spill(self) -> None:
-        """Memory is full (or the writer stops): everything in memory goes to the spool, in order, and
-        every later event follows it there until the database has caught up."""
+    def _spill(self, why: str | None = None) -> None:
+        """Everything waiting in memory (the batch being committed too) goes to the spool, in order, and
+        every later event follows it there until the database has taken the whole spool. `why` is
+        logged when the database has not failed (too slow for a burst, stopping); a failure is logged
+        by `_failed`."""
         moved: list[_Pending] = []
         if self._inflight and not self._inflight_spilled:
-            moved.extend(p for p in self._inflight)
+            moved.extend(self._inflight)
             self._inflight_spilled = True
         moved.extend(self._memory)
         self._memory.clear()
         self._to_spool[:0] = moved
         if not self._spooling:
             self._spooling = True
-            log.warning(
-                f"store behind: {self.backlog} events waiting, spooling them to disk in {self.spool_dir}",
-                database=self._store.url,
-                waiting=self.backlog,
-                spool_dir=str(self.spool_dir),
-            )
+            if why is not None:
+                log.warning(
+                    f"store behind: {why}; {self.backlog} events waiting, spooling them to disk in "
+                    f"{self.spool_dir}",
+                    database=self._store.url,
+                    waiting=self.backlog,
+                    spool_dir=str(self.spool_dir),
+                )
         self._spool_wake.set()
+
+    def _oldest_waiting(self) -> _Pending | None:
+        """The oldest event that is durable nowhere yet and waits for the database (not for the disk)."""
+        if self._inflight and not self._inflight_spilled:
+            return self._inflight[0]
+        return self._memory[0] if self._memory else None
+
+    def _watch(self) -> None:
+        """Arm the watchdog for the oldest event waiting in memory: at its deadline it goes to the spool."""
+        oldest = self._oldest_waiting()
+        if oldest is not None:
+            loop = asyncio.get_running_loop()
+            self._watchdog = loop.call_at(oldest.arrived + self.durable_within, self._deadline)
+
+    def _deadline(self) -> None:
+        self._watchdog = None
+        oldest = self._oldest_waiting()
+        if oldest is None:
+            return
+        if asyncio.get_running_loop().time() >= oldest.arrived + self.durable_within:
+            self._spill(f"an event waited {self.durable_within:g} s for its commit")
+        else:
+            self._watch()
 
     async def _run_spooler(self) -> None:
         failing = False
@@ -545,7 +601,7 @@ class EventWriter:
             self._wake.set()
 
     async def _spool_batch(self, batch: list[_Pending]) -> None:
-        data = b"".join(_line(p.event) for p in batch)
+        data = "".join([spool_line(p.event) for p in batch]).encode()
         async with self._spool_lock:
             if self._open is None or self._open.count >= self.segment_events:
                 self._close_open()

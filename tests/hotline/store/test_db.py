@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from hotline.store.db import Store, default_url, open_store, store_url, upgrade
+from hotline.store.db import Store, default_url, open_store, statements, store_url, upgrade
 from hotline.store.errors import (
     InvalidCursor,
     InvalidCustomer,
@@ -116,6 +116,38 @@ async def test_concurrent_appends_lose_no_projection_update(store: Store) -> Non
     for group in groups:
         seqs = [by_id[e.id] for e in group]
         assert seqs == list(range(seqs[0], seqs[0] + 20))
+
+
+async def test_the_write_path_builds_no_statement(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its statements are built once per dialect (`statements`) and reused for every batch."""
+    assert statements(store.dialect) is statements(store.dialect)
+    first = [new_event("call_started", f"c{n}", at=at(n), data={"caller": "+48221234567"}) for n in range(3)]
+    await store.append(first)
+
+    def no_statement(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a statement was built on the write path")
+
+    for module, name in [(sa, "select"), (sa, "insert"), (sa, "update"), (sa, "delete")]:
+        monkeypatch.setattr(module, name, no_statement)
+    for dialect in (sqlite, postgresql):
+        monkeypatch.setattr(dialect, "insert", no_statement)
+    more = [new_event("queued", f"c{n}", at=at(10 + n), data={"queue": "sales"}) for n in range(5)]
+    assert await store.append(first + more) == 5
+    assert await store.upsert_customers([Customer("k1", "Ann", ["+48 22 123 45 67"])], now=T0) == (1, 0)
+    assert await store.upsert_customers([Customer("k1", "Ann B.", ["+48 22 765 43 21"])], now=T0) == (0, 1)
+    monkeypatch.undo()
+    contact = await store.contact("c2")
+    assert contact is not None and contact.queue == "sales" and contact.caller == "+48221234567"
+    customer = await store.customer_by_phone("+48227654321")
+    assert customer is not None and customer.name == "Ann B." and customer.phones == ["+48227654321"]
+
+
+async def test_events_are_stored_as_the_json_that_was_checked(store: Store) -> None:
+    event = new_event("node_entered", "c1", at=T0, data={"node": "menü", "path": ("a", "b"), "n": 1.5})
+    assert event.data_json == '{"node":"menü","path":["a","b"],"n":1.5}'
+    await store.append([event])
+    [back] = await store.timeline("c1")
+    assert back.data == {"node": "menü", "path": ["a", "b"], "n": 1.5} == event.data
 
 
 async def test_invalid_events_reach_no_table(store: Store) -> None:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hotline.store.errors import InvalidEvent, InvalidPhone, StoreError
 from hotline.store.events import EVENT_DATA, EVENT_TYPES, ContactEvent, new_event, validate_event
@@ -114,3 +120,96 @@ def test_a_withheld_caller_id_is_kept_as_given() -> None:
     assert normalise_or_keep("anonymous") == "anonymous"
     assert normalise_or_keep("") is None and normalise_or_keep(None) is None
     assert normalise_or_keep("+48 22 123 45 67") == "+48221234567"
+
+
+# -- the fast path of new_event against the obvious one --------------------------------------------
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8)
+    | st.sampled_from(["ł", '"', "\u2028"])
+)
+json_ish = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=4) | st.integers(), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def obvious(data: Mapping[Any, Any]) -> tuple[str, Any] | None:
+    """What new_event used to do: json.dumps, json.loads; None when it refused the data."""
+    if any(not isinstance(key, str) for key in data):
+        return None
+    try:
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text.encode()
+    except (TypeError, ValueError):
+        return None
+    if "\x00" in text or "\\u0000" in text:
+        return None
+    return text, json.loads(text)
+
+
+@settings(max_examples=400)
+@given(st.dictionaries(st.text(max_size=6) | st.integers(), json_ish, max_size=5))
+def test_new_event_keeps_exactly_what_the_json_round_trip_keeps(data: dict[Any, Any]) -> None:
+    expected = obvious(data)
+    if expected is None:
+        with pytest.raises(InvalidEvent):
+            new_event("queued", "c1", at=datetime(2026, 12, 1, tzinfo=UTC), data=data)
+        return
+    event = new_event("queued", "c1", at=datetime(2026, 12, 1, tzinfo=UTC), data=data)
+    text, plain = expected
+    assert event.data_json == text
+    assert event.data == plain
+    assert json.dumps(event.data) == json.dumps(plain)  # True is not 1, 1.0 is not 1
+    if event.data:
+        assert event.data is not data  # a copy: the producer's dict may change, the event does not
+
+
+def test_event_ids_are_uuid4() -> None:
+    ids = {new_event("queued", "c1", at=datetime(2026, 12, 1, tzinfo=UTC)).id for _ in range(1000)}
+    assert len(ids) == 1000
+    for event_id in ids:
+        assert re.fullmatch(r"[0-9a-f]{32}", event_id)
+        parsed = uuid.UUID(hex=event_id)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_validate_event_keeps_the_json_it_checked() -> None:
+    event = ContactEvent("a" * 32, "hung_up", datetime(2026, 1, 1, tzinfo=UTC), "c1", None, {"by": "caller"})
+    assert event.data_json is None
+    assert validate_event(event) == '{"by":"caller"}' == event.data_json
+    assert event == ContactEvent("a" * 32, "hung_up", event.at, "c1", None, {"by": "caller"})
+    assert "data_json" not in repr(event)
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (
+            ContactEvent("a\ud800", "hung_up", datetime(2026, 1, 1, tzinfo=UTC), "c1", None, {}),
+            "lone surrogate",
+        ),
+        (
+            ContactEvent("a1", "hung_up", datetime(2026, 1, 1, tzinfo=UTC), "c\udfff", None, {}),
+            "lone surrogate",
+        ),
+        (
+            ContactEvent("a1", "hung_up", datetime(2026, 1, 1, tzinfo=UTC), "c1", None, {"x": "\ud800"}),
+            "surrogate",
+        ),
+    ],
+)
+def test_text_that_is_not_unicode_is_refused(event: ContactEvent, message: str) -> None:
+    """It could be neither stored nor spooled (UTF-8 has no lone surrogates)."""
+    with pytest.raises(InvalidEvent, match=message):
+        validate_event(event)
+    assert new_event("hung_up", "c-ł", at=event.at, data={"x": "ł"}).contact_id == "c-ł"
