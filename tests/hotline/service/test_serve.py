@@ -231,7 +231,8 @@ async def test_the_service_comes_back_after_asterisk_restarts(
         )
         assert health["asterisk"]["calls"] == 0
         lost = await wait_events(store, cut_off, ended, what="the cut-off call's end")
-        assert journey(lost) == [("call_started", None), ("node_entered", "menu"), ("call_lost", "menu")]
+        # a restart hangs the call up before it stops: the call ends where it was (a kill: test_faults.py)
+        assert journey(lost) == [("call_started", None), ("node_entered", "menu"), ("abandoned", "menu")]
 
         await caller.wait_connected(5)
         caller_leg, hotline_leg = await caller.call(TEST_NUMBER)
