@@ -259,7 +259,7 @@ async def test_asterisk_killed_with_calls_up_stops_the_flows_and_every_call_ends
         "the service did not reconnect",
     )
     reconnect = time.monotonic() - answered_at
-    assert reconnect < 3.0, f"reconnected {reconnect:.1f} s after Asterisk answered again"
+    assert reconnect < 2.0, f"reconnected {reconnect:.1f} s after Asterisk answered again"
 
     for leg in (talking, waiting, in_menu):
         found = await until_stored(store, leg, has("call_lost"), why=f"{leg} was not said lost")
