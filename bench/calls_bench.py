@@ -318,10 +318,12 @@ def serve(argv: list[str]) -> None:
     signals the phase's moments: SIGUSR1 when the service is idle and the calls come next (tracemalloc's
     first snapshot, or gc.freeze()) or when the window starts (cProfile on); SIGUSR2 when the window ends
     (cProfile's stats, or tracemalloc's growth, written to the file its variable names)."""
-    lag_path = os.environ.get(LAG_ENV)
-    original = asyncio.run
+    import hotline.cli.service as cli_service
 
-    def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:
+    lag_path = os.environ.get(LAG_ENV)
+    original = cli_service.run_on_best_loop
+
+    def run(main: Coroutine[Any, Any, T]) -> T:
         async def probed() -> T:
             probe = asyncio.create_task(probe_lag(Path(lag_path))) if lag_path else None
             try:
@@ -332,9 +334,9 @@ def serve(argv: list[str]) -> None:
                     with contextlib.suppress(asyncio.CancelledError):
                         await probe
 
-        return original(probed(), debug=debug)
+        return original(probed())
 
-    asyncio.run = run
+    cli_service.run_on_best_loop = run
     if os.environ.get(GC_FREEZE_ENV):
 
         def freeze(signum: int, frame: object) -> None:

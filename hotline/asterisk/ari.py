@@ -1,5 +1,15 @@
 """The ARI client: REST requests to Asterisk, and one event WebSocket that outlives Asterisk restarts.
 
+Requests go over the event WebSocket itself while it is connected (ARI REST over WebSocket, Asterisk
+22: a `RESTRequest` message answered by a `RESTResponse` with the same `request_id`): no HTTP request,
+no connection, no response parsing per request. Without the socket (before the first connect, while
+Asterisk is away, or an Asterisk that does not answer REST on the socket) they go over HTTP, through a
+pool of kept-alive connections shared by every client given it.
+
+`events` names the event types the client wants: after every connect Asterisk is told to send those
+only (`PUT /applications/<app>/eventFilter`), so the socket does not carry the dozens of events a
+call makes that nobody reads.
+
 Events reach the handler as typed values (`hotline.asterisk.events`), in order for each channel, on one
 worker task per channel, so a slow handler for one caller never delays another caller's events. The socket reconnects with capped exponential
 backoff (with jitter); after every (re)connect `on_connected` runs, so the service can pick up or release
@@ -16,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import random
 import time
@@ -39,6 +50,13 @@ ParamValue = str | int | float | bool | Sequence[str] | None
 STABLE_AFTER = 5.0
 #: Seconds before trying an idempotent request again (times the attempt).
 RETRY_PAUSE = 0.05
+#: How long a request over the socket may wait for its answer before the socket is taken for one
+#: that does not answer REST (an Asterisk older than 22): requests go over HTTP from then on.
+PROBE_TIMEOUT = 2.0
+
+
+class _SocketLost(Exception):
+    """The event socket closed while a request on it waited for its answer."""
 
 
 def connection_pool(limit: int = 64) -> aiohttp.ClientSession:
@@ -88,6 +106,8 @@ class AriClient:
         reconnect_initial: float = 0.2,
         reconnect_max: float = 1.0,
         retries: int = 2,
+        events: Sequence[str] | None = None,
+        rest_over_socket: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
@@ -100,6 +120,11 @@ class AriClient:
         self._reconnect_initial = reconnect_initial
         self._reconnect_max = reconnect_max
         self._retries = retries
+        self._events = tuple(events) if events is not None else None
+        self._rest_over_socket = rest_over_socket
+        self._socket_rest = False  # the connected socket answers REST requests
+        self._pending: dict[str, asyncio.Future[tuple[int, str]]] = {}
+        self._request_ids = itertools.count(1)
         self._workers: dict[str | None, tuple[asyncio.Queue[AriEvent], asyncio.Task[None]]] = {}
         self._hooks: set[asyncio.Task[None]] = set()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -136,18 +161,15 @@ class AriClient:
         )
         for attempt in range(again + 1):
             try:
-                async with self._http().request(
-                    method,
-                    self.base_url + path,
-                    params=_params(params or {}),
-                    json=body,
-                    headers=self._headers,
-                    timeout=self._timeout,
-                ) as response:
-                    text = await response.text()
-                    status = response.status
+                ws = self._ws
+                if ws is not None and self._socket_rest and not ws.closed:
+                    status, text = await self._over_socket(
+                        ws, method, path, params, body, self._timeout.total
+                    )
+                else:
+                    status, text = await self._over_http(method, path, params, body)
                 break
-            except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            except (aiohttp.ClientError, OSError, TimeoutError, _SocketLost) as e:
                 if attempt < again and not isinstance(e, TimeoutError):
                     await asyncio.sleep(RETRY_PAUSE * (attempt + 1))
                     continue
@@ -160,6 +182,65 @@ class AriClient:
             return json.loads(text)
         except ValueError as e:
             raise AriError(method, path, status, f"the answer is not JSON: {text[:200]!r}") from e
+
+    async def _over_http(
+        self, method: str, path: str, params: Mapping[str, ParamValue] | None, body: Any
+    ) -> tuple[int, str]:
+        async with self._http().request(
+            method,
+            self.base_url + path,
+            params=_params(params or {}),
+            json=body,
+            headers=self._headers,
+            timeout=self._timeout,
+        ) as response:
+            return response.status, await response.text()
+
+    async def _over_socket(
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        method: str,
+        path: str,
+        params: Mapping[str, ParamValue] | None,
+        body: Any,
+        timeout: float | None,
+    ) -> tuple[int, str]:
+        """One request as a `RESTRequest` on the event socket; its status and body."""
+        request_id = str(next(self._request_ids))
+        message: dict[str, Any] = {
+            "type": "RESTRequest",
+            "request_id": request_id,
+            "method": method,
+            "uri": path.lstrip("/"),
+        }
+        query = _params(params or {})
+        if query:
+            message["query_strings"] = [{"name": name, "value": value} for name, value in query.items()]
+        if body is not None:
+            message["content_type"] = "application/json"
+            message["message_body"] = json.dumps(body)
+        answer: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = answer
+        try:
+            await ws.send_str(json.dumps(message))
+            async with asyncio.timeout(timeout):
+                return await answer
+        finally:
+            self._pending.pop(request_id, None)
+
+    def _answered(self, response: Mapping[str, Any]) -> None:
+        answer = self._pending.pop(str(response.get("request_id")), None)
+        if answer is None or answer.done():
+            return
+        status = response.get("status_code")
+        body = response.get("message_body")
+        answer.set_result((status if isinstance(status, int) else 500, body if isinstance(body, str) else ""))
+
+    def _drop_pending(self) -> None:
+        pending, self._pending = self._pending, {}
+        for answer in pending.values():
+            if not answer.done():
+                answer.set_exception(_SocketLost("the ARI event socket closed"))
 
     async def get(self, path: str, **params: ParamValue) -> Any:
         return await self.request("GET", path, params)
@@ -390,13 +471,11 @@ class AriClient:
         self, ws: aiohttp.ClientWebSocketResponse, handler: EventHandler, on_connected: ConnectedHook | None
     ) -> None:
         self._ws = ws
+        self._socket_rest = False
         self.connections += 1
-        self._connected.set()
-        self._change_state("connected", connections=self.connections)
-        if on_connected is not None:
-            hook = asyncio.create_task(self._run_hook(on_connected))
-            self._hooks.add(hook)
-            hook.add_done_callback(self._hooks.discard)
+        hook = asyncio.create_task(self._set_up(ws, on_connected))
+        self._hooks.add(hook)
+        hook.add_done_callback(self._hooks.discard)
         try:
             async for message in ws:
                 if message.type != aiohttp.WSMsgType.TEXT:
@@ -406,12 +485,50 @@ class AriClient:
                 except ValueError:
                     log.warning("ari event is not JSON", app=self.app, data=str(message.data)[:200])
                     continue
-                if isinstance(event, dict):
+                if not isinstance(event, dict):
+                    continue
+                if event.get("type") == "RESTResponse":
+                    self._answered(event)
+                else:
                     self.dispatch(parse_event(event), handler)
         finally:
             self._connected.clear()
             self._ws = None
+            self._socket_rest = False
+            self._drop_pending()
             await ws.close()
+
+    async def _set_up(self, ws: aiohttp.ClientWebSocketResponse, on_connected: ConnectedHook | None) -> None:
+        """Once connected: does the socket answer REST, the event filter, then `connected`."""
+        if self._rest_over_socket:
+            try:
+                await self._over_socket(ws, "GET", "/asterisk/ping", None, None, PROBE_TIMEOUT)
+            except (TimeoutError, _SocketLost, aiohttp.ClientError, OSError, RuntimeError):
+                log.info(
+                    "Asterisk does not answer REST on the event socket; requests go over HTTP", app=self.app
+                )
+            else:
+                self._socket_rest = True
+        if self._events is not None:
+            try:
+                await self.request(
+                    "PUT",
+                    f"/applications/{_segment(self.app)}/eventFilter",
+                    body={"allowed": [{"type": name} for name in self._events]},
+                    idempotent=True,
+                )
+            except AriError as e:
+                log.warning(
+                    "Asterisk sends every event: the event filter was refused", app=self.app, error=str(e)
+                )
+        if ws.closed:
+            return
+        self._connected.set()
+        self._change_state(
+            "connected", connections=self.connections, rest="socket" if self._socket_rest else "http"
+        )
+        if on_connected is not None:
+            await self._run_hook(on_connected)
 
     async def _run_hook(self, on_connected: ConnectedHook) -> None:
         try:

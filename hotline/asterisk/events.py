@@ -303,6 +303,21 @@ AriEvent = (
     | Other
 )
 
+#: The event types the service reads; the event filter asks Asterisk for these alone (a call makes
+#: dozens of others: variables set, dialplan steps, state changes, prompts started).
+SERVICE_EVENTS: tuple[str, ...] = (
+    "StasisStart",
+    "StasisEnd",
+    "ChannelHangupRequest",
+    "ChannelDestroyed",
+    "ChannelDtmfReceived",
+    "PlaybackFinished",
+    "RecordingFinished",
+    "RecordingFailed",
+    "Dial",
+    "ApplicationReplaced",
+)
+
 #: Events after which a channel is gone from the app.
 ChannelEnd = StasisEnd | ChannelDestroyed
 
