@@ -942,15 +942,22 @@ class ServiceTarget(Target):
     context = SERVICE_CONTEXT
 
     def __init__(
-        self, running: Running, folder: Path, profile: tuple[str, Path] | None = None, gc_freeze: bool = False
+        self,
+        running: Running,
+        folder: Path,
+        profile: tuple[str, Path] | None = None,
+        gc_freeze: bool = False,
+        limit: int | None = None,
     ) -> None:
         super().__init__(running, folder)
         self.gc_freeze = gc_freeze
+        self.limit = limit  # the service's `calls.limit`; None: none
         self.token = secrets.token_hex(16)
         self.port = free_port()
         self.api = f"http://127.0.0.1:{self.port}"
         self.profile = profile
         self.database = folder / "var" / "hotline.db"
+        self.refused = 0  # contacts the last check found refused (busy)
 
     def write_files(self) -> Path:
         flows = self.folder / "flows"
@@ -975,6 +982,8 @@ asterisk:
   ari_password: ${{HOTLINE_ARI_PASSWORD}}
   ami: {{host: {a.ami_host}, port: {a.ami_port}, username: {a.ami_user}, secret: '${{HOTLINE_AMI_SECRET}}'}}
   agi: {{listen: 127.0.0.1:{free_port()}}}
+calls:
+  limit: {"" if self.limit is None else self.limit}
 routing:
   file: routing.yaml
 log:
@@ -1054,12 +1063,14 @@ log:
         store = await open_store(f"sqlite+aiosqlite:///{self.database}")
         contacts: Counter[str | None] = Counter()
         ended: Counter[str | None] = Counter()
+        self.refused = 0
         try:
             cursor: str | None = None
             while True:
                 page = await store.contacts(limit=1000, cursor=cursor)
                 for contact in page.items:
                     contacts[contact.call_id] += 1
+                    self.refused += contact.outcome == "refused"
                     if contact.ended_at is not None and contact.outcome is not None:
                         ended[contact.call_id] += 1
                 cursor = page.next_cursor
@@ -1160,6 +1171,9 @@ class Phase:
     failures: dict[str, int] = field(default_factory=dict)
     log_levels: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    limit: int | None = None  # the service's calls.limit
+    refused: int = 0  # callers who got busy (a `call_refused` contact each)
+    recovery_calls: int = 0  # after the load fell: callers of a second round, all to be served
 
     @property
     def ratio(self) -> float:
@@ -1193,6 +1207,7 @@ class Options:
     duration: float
     warmup: float
     rate: float
+    limit: int | None
     profile: str
     profile_dir: Path
 
@@ -1334,6 +1349,9 @@ async def run_phase(
         phase.problems += await callers.hang_up(warm)  # last: a free agent would take a waiting caller
         phase.problems += await leftovers(callers, target.app)
         phase.problems += await target.idle()
+        if isinstance(target, ServiceTarget) and target.limit is not None and state == "ivr":
+            phase.problems += await recovery(callers, target, count, options)
+            phase.recovery_calls = max(1, min(count, target.limit) // 2)
     finally:
         with contextlib.suppress(Exception):
             await callers.hang_up(callers.calls, timeout=10)
@@ -1348,6 +1366,9 @@ async def run_phase(
     if isinstance(target, ServiceTarget):
         phase.problems += await target.check_store(callers.calls)
         phase.log_levels = dict(target.log_levels())
+        phase.limit, phase.refused = target.limit, target.refused
+        if phase.limit is not None:
+            say(f"{state} N={count} service: limit {phase.limit}, {phase.refused} callers got busy")
     phase.failures = dict(callers.failures)
     callers.failures.clear()
     callers.forget()
@@ -1359,6 +1380,25 @@ async def run_phase(
         f"{fmt(phase.lag_max_ms)} ms, gen2 GC {phase.gc_collections[2]}x max {phase.gc_max_ms[2]} ms; {verdict}"
     )
     return phase
+
+
+async def recovery(callers: Callers, target: ServiceTarget, count: int, options: Options) -> list[str]:
+    """After an overload: the load falls to half the limit, and every caller of this round is served
+    (answered, walking the menu), none refused, by the same service process, with nothing reset."""
+    assert target.limit is not None
+    again = max(1, min(count, target.limit) // 2)
+    say(f"recovery: {again} callers after the load fell")
+    made = await callers.dial(target.context, "ivr", again, options.rate)
+    await asyncio.sleep(options.warmup)
+    health = await target.health() or {}
+    problems = []
+    taken = health.get("asterisk", {}).get("calls")
+    if taken != again:
+        problems.append(f"after the load fell the service ran {taken} of {again} calls")
+    problems += await callers.hang_up(made)
+    problems += await leftovers(callers, target.app)
+    problems += await target.idle()
+    return problems
 
 
 # --- profiles -----------------------------------------------------------------------------------------
@@ -1639,7 +1679,7 @@ def keep(log: Path, kept: Path) -> None:
 
 
 async def bench(running: Running, args: argparse.Namespace) -> list[Phase]:
-    options = Options(args.duration, args.warmup, args.rate, args.profile, Path(args.profile_dir))
+    options = Options(args.duration, args.warmup, args.rate, args.limit, args.profile, Path(args.profile_dir))
     callers = Callers(running, args.press, args.think)
     await callers.start()
     phases: list[Phase] = []
@@ -1658,7 +1698,7 @@ async def bench(running: Running, args: argparse.Namespace) -> list[Phase]:
                                 profile = (TRACEMALLOC_ENV, folder_of / f"tracemalloc-{state}-{count}.txt")
                             if profile is not None:
                                 folder_of.mkdir(parents=True, exist_ok=True)
-                            target = ServiceTarget(running, Path(folder), profile, args.gc_freeze)
+                            target = ServiceTarget(running, Path(folder), profile, args.gc_freeze, args.limit)
                         elif name == "minimal":
                             target = MinimalTarget(running, Path(folder))
                         else:
@@ -1794,6 +1834,13 @@ def main() -> None:
         help="experiment: the service calls gc.freeze() once it is up, before the calls (not as shipped)",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep every target's log in --profile-dir")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="the service's calls.limit (default none: every caller is taken). With a limit, callers "
+        "beyond it get busy (counted), and an ivr phase ends with a recovery round at half the limit",
+    )
     parser.add_argument(
         "--json",
         default="var/calls_bench.json",

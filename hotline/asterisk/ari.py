@@ -514,7 +514,9 @@ class AriClient:
                 await self.request(
                     "PUT",
                     f"/applications/{_segment(self.app)}/eventFilter",
-                    body={"allowed": [{"type": name} for name in self._events]},
+                    # the answers to requests on the socket are events too: a filter without them
+                    # leaves every request on it unanswered
+                    body={"allowed": [{"type": name} for name in (*self._events, "RESTResponse")]},
                     idempotent=True,
                 )
             except AriError as e:
