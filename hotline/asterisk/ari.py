@@ -125,6 +125,7 @@ class AriClient:
         self._socket_rest = False  # the connected socket answers REST requests
         self._pending: dict[str, asyncio.Future[tuple[int, str]]] = {}
         self._request_ids = itertools.count(1)
+        self.requests_over_socket = 0  # requests answered on the event socket since the start
         self._workers: dict[str | None, tuple[asyncio.Queue[AriEvent], asyncio.Task[None]]] = {}
         self._hooks: set[asyncio.Task[None]] = set()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -163,6 +164,7 @@ class AriClient:
             try:
                 ws = self._ws
                 if ws is not None and self._socket_rest and not ws.closed:
+                    self.requests_over_socket += 1
                     status, text = await self._over_socket(
                         ws, method, path, params, body, self._timeout.total
                     )

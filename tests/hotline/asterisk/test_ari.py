@@ -13,6 +13,7 @@ import pytest
 from hotline.asterisk.ari import AriClient, backoff_delay
 from hotline.asterisk.errors import AriNotFound, AriUnauthorized, AriUnavailable
 from hotline.asterisk.events import (
+    SERVICE_EVENTS,
     ApplicationReplaced,
     ChannelDtmfReceived,
     ChannelStateChange,
@@ -254,3 +255,50 @@ async def test_the_client_comes_back_after_asterisk_restarts(asterisk: Running) 
         await caller.hang_up_all()
         await hotline.close()
         await caller.close()
+
+
+async def test_requests_go_over_the_event_socket_and_the_filter_keeps_their_answers(
+    asterisk: Running,
+) -> None:
+    filtered = AriClient(
+        asterisk.ari_url, asterisk.ari_user, asterisk.ari_password, "filtered", events=SERVICE_EVENTS
+    )
+    got = Events()
+    filtered.start(got)
+    try:
+        await filtered.wait_connected(5)
+        before = filtered.requests_over_socket
+        app = await filtered.get("/applications/filtered")
+        assert filtered.requests_over_socket == before + 1  # answered on the socket, not over HTTP
+        allowed = {kind["type"] for kind in app["events_allowed"]}
+        assert allowed == {*SERVICE_EVENTS, "RESTResponse"}
+        # a call into the filtered app: its StasisStart comes, the variables and dialplan steps not
+        leg = new_id()
+        await filtered.originate("Local/answer@hotline-test", "filtered", leg)
+        await got.wait_for(is_event(leg, StasisStart), 5)
+        with pytest.raises(AriNotFound):  # errors come back over the socket as over HTTP
+            await filtered.answer(new_id())
+        await filtered.hangup(leg)
+        await got.wait_for(is_event(leg, StasisEnd), 5)
+        assert {type(e).__name__ for _, e in got.got} <= {
+            "StasisStart",
+            "StasisEnd",
+            "ChannelHangupRequest",
+            "ChannelDestroyed",
+            "Dial",
+        }
+    finally:
+        await filtered.close()
+
+
+async def test_without_the_socket_requests_go_over_http(asterisk: Running) -> None:
+    plain = AriClient(
+        asterisk.ari_url, asterisk.ari_user, asterisk.ari_password, "plain", rest_over_socket=False
+    )
+    plain.start(Events())
+    try:
+        await plain.wait_connected(5)
+        assert (await plain.ping())["ping"] == "pong"
+        assert plain.requests_over_socket == 0
+    finally:
+        await plain.close()
