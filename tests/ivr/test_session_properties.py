@@ -428,6 +428,15 @@ def begin(case: int, caller: str | None, now: datetime) -> Call:
     return call
 
 
+def walked(case: int, caller: str | None, now: datetime, steps: list[tuple[Any, ...]]) -> Call:
+    """A call of flow set `case` that went through `steps` (keys, silences, hand-off answers ...)."""
+    call = begin(case, caller, now)
+    for step in steps:
+        for event in call.events_for(step):
+            call.feed(event)
+    return call
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.integers(0, len(CASES) - 1),
@@ -438,10 +447,7 @@ def begin(case: int, caller: str | None, now: datetime) -> Call:
 def test_any_events_never_break_a_call_and_every_call_ends(
     case: int, caller: str | None, now: datetime, steps: list[tuple[Any, ...]]
 ) -> None:
-    call = begin(case, caller, now)
-    for step in steps:
-        for event in call.events_for(step):
-            call.feed(event)
+    call = walked(case, caller, now, steps)
     call.drain()
     assert call.session.outcome in ("hangup", "transfer", "queue", "callback", "voicemail")
 
@@ -456,10 +462,7 @@ def test_any_events_never_break_a_call_and_every_call_ends(
 def test_the_caller_may_hang_up_at_any_step(
     case: int, caller: str | None, now: datetime, steps: list[tuple[Any, ...]]
 ) -> None:
-    call = begin(case, caller, now)
-    for step in steps:
-        for event in call.events_for(step):
-            call.feed(event)
+    call = walked(case, caller, now, steps)
     outcome = call.session.outcome
     node = call.session.node
     was_closed = call.session.waiting_for is None
@@ -494,10 +497,7 @@ def test_the_caller_may_hang_up_at_any_step(
 def test_the_service_may_end_the_call_at_any_step(
     case: int, caller: str | None, now: datetime, steps: list[tuple[Any, ...]], error: str | None
 ) -> None:
-    call = begin(case, caller, now)
-    for step in steps:
-        for event in call.events_for(step):
-            call.feed(event)
+    call = walked(case, caller, now, steps)
     outcome = call.session.outcome
     was_closed = call.session.waiting_for is None
     out = call.session.handle(ev.ServiceHangup("service_stopping", error), now)  # a flow_error may come
@@ -543,10 +543,7 @@ def test_the_drain_ends_a_fixture_call_in_a_known_way() -> None:
 def test_a_call_may_be_lost_at_any_step_and_says_so(
     case: int, caller: str | None, now: datetime, steps: list[tuple[Any, ...]]
 ) -> None:
-    call = begin(case, caller, now)
-    for step in steps:
-        for event in call.events_for(step):
-            call.feed(event)
+    call = walked(case, caller, now, steps)
     outcome = call.session.outcome
     node = call.session.node
     was_closed = call.session.waiting_for is None

@@ -5,6 +5,7 @@ and reads what it wrote (the store, its log, /api/health), waiting for it with `
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,19 @@ class ServiceProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+
+    @contextlib.contextmanager
+    def serving(self, *, start: bool = True) -> Iterator[ServiceProcess]:
+        """The service for a test: started (unless the test starts it), and at the end stopped with
+        SIGTERM, or killed when it does not stop."""
+        try:
+            if start:
+                self.start()
+            yield self
+        finally:
+            with contextlib.suppress(Exception):
+                self.stop(10)
+            self.kill()
 
     def run(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Another `hotline` command with this service's config."""

@@ -109,12 +109,8 @@ def phones(asterisk: Running) -> Iterator[tuple[AgentPhone, CustomerPhone]]:
 def service(asterisk: Running, tmp_path: Path) -> Iterator[ServiceProcess]:
     running = make_service(tmp_path, asterisk)
     running.env["HOTLINE_API_TOKENS"] = TOKEN
-    try:
+    with running.serving(start=False):  # each test starts it once its config is written
         yield running
-    finally:
-        with contextlib.suppress(Exception):
-            running.stop(10)
-        running.kill()
 
 
 def test_a_call_back_asked_for_in_the_shipped_flow_rings_the_agent_then_the_customer_and_bridges_them(

@@ -9,7 +9,6 @@ with it as soon as the agent is logged in."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -64,13 +63,8 @@ def service(asterisk: Running, tmp_path: Path) -> Iterator[ServiceProcess]:
     """`hotline serve` with the flow above on `s` (5 s menu timeout) and one agent."""
     running = make_service(tmp_path, asterisk)
     add_routing(running, tmp_path, menu_timeout=MENU_TIMEOUT)
-    try:
-        running.start()
+    with running.serving():
         yield running
-    finally:
-        with contextlib.suppress(Exception):
-            running.stop(10)
-        running.kill()
 
 
 def add_routing(running: ServiceProcess, folder: Path, menu_timeout: float) -> None:
@@ -99,27 +93,11 @@ def pg_service(
         running.config.read_text(encoding="utf-8") + f"store:\n  url: {url}\n", encoding="utf-8"
     )
     try:
-        running.start()
-        yield running, url
+        with running.serving():
+            yield running, url
     finally:
-        with contextlib.suppress(Exception):
-            running.stop(10)
-        running.kill()
         if not pg_cluster.running():
             pg_cluster.start()
-
-
-@pytest.fixture
-async def caller(asterisk: Running) -> AsyncIterator[Caller]:
-    made = Caller(asterisk)
-    made.start()
-    await made.wait_connected(5)
-    try:
-        yield made
-    finally:
-        with contextlib.suppress(Exception):
-            await made.hang_up_all()
-        await made.close()
 
 
 @pytest.fixture

@@ -62,13 +62,8 @@ def routed_service(asterisk: Running, tmp_path: Path) -> Iterator[ServiceProcess
         running.config.read_text(encoding="utf-8") + f"routing:\n  file: {routing.name}\n", encoding="utf-8"
     )
     running.env["HOTLINE_API_TOKENS"] = TOKEN
-    try:
-        running.start()
+    with running.serving():
         yield running
-    finally:
-        with contextlib.suppress(Exception):
-            running.stop(10)
-        running.kill()
 
 
 def api(service: ServiceProcess, method: str, path: str) -> Any:

@@ -8,11 +8,8 @@ import asyncio
 import re
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from hotline.asterisk.events import ChannelDestroyed, StasisEnd
 from hotline.asterisk.sandbox import DIALPLAN_DIR, Running, Sandbox
@@ -56,18 +53,6 @@ def ended(found: list[StoredEvent]) -> bool:
 
 def journey(found: list[StoredEvent]) -> list[tuple[str, Any]]:
     return [(e.type, e.data.get("node")) for e in found]
-
-
-@pytest.fixture
-async def caller(asterisk: Running) -> AsyncIterator[Caller]:
-    made = Caller(asterisk)
-    made.start()
-    await made.wait_connected(5)
-    try:
-        yield made
-    finally:
-        await made.hang_up_all()
-        await made.close()
 
 
 def test_hotline_call_walks_the_shipped_flow_and_the_contact_is_stored(service: ServiceProcess) -> None:
